@@ -1,0 +1,3 @@
+"""Tasks that act on hosts: deploy, status, logs, stop, bench, accuracy, collect."""
+
+TASKS: list = []
