@@ -1,3 +1,209 @@
-"""Tasks that act on hosts: deploy, status, logs, stop, bench, accuracy, collect."""
+"""Tasks that act on hosts: deploy, bench, accuracy, collect, status, logs, stop, unlock."""
 
-TASKS: list = []
+from __future__ import annotations
+
+from typing import Any
+
+from invoke import task
+
+from .. import session_run, yamlsrc
+from ..errors import EXIT_FAILED, InputError
+from .common import console, print_json, run_task
+
+HOST_HELP = {
+    "hosts": "Hosts: a group, a host, a comma list, a glob, !name to exclude (default: all)",
+    "inventory": "Inventory file or directory (default: inventory/)",
+    "forks": "Hosts worked on at once (default 32)",
+    "serial": "Work in batches of N hosts or N%; stop after a batch with a failure",
+    "json": "Print one JSON object on stdout (progress goes to stderr)",
+    "set": "Extra variable KEY=VALUE (YAML value), highest precedence; repeatable",
+    "hf_token_file": "File holding the Hugging Face token (default: $HF_TOKEN)",
+}
+
+
+def helps(*names: str, **extra: str) -> dict[str, str]:
+    """Help texts for the shared flags a task has, plus its own."""
+    return {**{n: HOST_HELP[n] for n in names}, **extra}
+
+
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """`--set key=value` pairs; values are YAML (so `true`, `8`, `[a, b]` keep their types)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--set takes KEY=VALUE, not {item!r}")
+        out[key.strip()] = yamlsrc.loads(value) if value.strip() else ""
+    return out
+
+
+def _num(value: Any, name: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"--{name} takes a whole number, not {value!r}") from None
+
+
+def _mode(dry_run: bool, check: bool) -> str:
+    if dry_run and check:
+        raise InputError("--dry-run and --check exclude each other")
+    return "dry-run" if dry_run else ("check" if check else "apply")
+
+
+def _finish(report: Any, as_json: bool, extra: dict | None = None) -> int:
+    if report.mode == "dry-run" and not as_json:
+        session_run.print_dry_run(report, console)
+    session_run.failures(report, console)
+    console.print(session_run.recap_table(report))
+    if report.archive:
+        console.print(f"archive: {report.archive}")
+    if as_json:
+        print_json({**report.as_json(), **(extra or {})})
+    return 0 if report.success else EXIT_FAILED
+
+
+def _run(playbook: str, hosts: str, inventory: str | None, mode: str, cli_vars: dict, forks: Any, serial: Any,
+         hf_token_file: str | None, as_json: bool, archive: bool = True) -> int:  # fmt: skip
+    req = session_run.Request(
+        playbook=playbook,
+        hosts=hosts or "all",
+        inventory=inventory,
+        mode=mode,
+        cli_vars=cli_vars,
+        forks=_num(forks, "forks") or 32,
+        serial=serial or None,
+        hf_token_file=hf_token_file,
+        archive=archive,
+    )
+    report = session_run.execute(req, console)
+    return _finish(report, as_json)
+
+
+@task(
+    help={
+        **HOST_HELP,
+        "model": "scout | maverick (catalog/models.yml)",
+        "quant": "bf16 (default) | fp8",
+        "tool_calls": "Enable the pythonic tool-call parser",
+        "eagle3": "EAGLE3 speculative decoding with the model's draft",
+        "context_length": "Server --context-length (default 65536)",
+        "image_source": "pull (docker pull on the host, default) | push (from the control node over SSH)",
+        "image": "Image tag (default: from catalog/images.yml and the host's GPU arch)",
+        "sglang_version": "SGLang version, picks the image tag (default: catalog's)",
+        "port": "Server port (default 8000)",
+        "health_timeout": "Seconds to wait for the server to serve (default 1800)",
+        "dry_run": "Connect to nothing; print each host's exact commands",
+        "check": "Connect and gather facts; report what would change; change nothing",
+    },
+    iterable=["set"],
+)
+@run_task
+def deploy(c, hosts="", model="", inventory=None, quant=None, tool_calls=False, eagle3=False, context_length=None,
+           image_source=None, image=None, sglang_version=None, port=None, health_timeout=None, forks=None, serial=None,
+           dry_run=False, check=False, json=False, hf_token_file=None, set=None):  # fmt: skip
+    """Deploy SGLang Llama 4 on the hosts: preflight, image, server container, health."""
+    if not model:
+        raise InputError("--model is required: scout | maverick")
+    cli_vars = {
+        "model": model,
+        "quant": quant,
+        "tool_calls": True if tool_calls else None,
+        "eagle3": True if eagle3 else None,
+        "context_length": _num(context_length, "context-length"),
+        "image_source": image_source,
+        "image": image,
+        "sglang_version": sglang_version,
+        "port": _num(port, "port"),
+        "health_timeout": _num(health_timeout, "health-timeout"),
+        **parse_sets(set),
+    }
+    return _run("deploy", hosts, inventory, _mode(dry_run, check), cli_vars, forks, serial, hf_token_file, json)
+
+
+@task(
+    help={
+        **helps("hosts", "inventory", "forks", "json", "set"),
+        "model": "The model the servers run (checked against the container)",
+        "profile": "low | medium | high | all | a comma list (default all)",
+        "num_prompts": "Override the profile's number of prompts",
+        "max_concurrency": "Override the profile's concurrency",
+        "input_len": "Random input length (default 1000)",
+        "output_len": "Random output length (default 1000)",
+        "dataset": "random (cookbook, needs sharegpt_file) | random-ids | sharegpt-file",
+        "no_warmup": "Skip the warm-up pass before the low profile",
+        "dry_run": "Print each host's commands",
+    },
+    iterable=["set"],
+)
+@run_task
+def bench(c, hosts="", model="", inventory=None, profile="all", num_prompts=None, max_concurrency=None, input_len=None,
+          output_len=None, dataset=None, no_warmup=False, forks=None, dry_run=False, json=False, set=None):  # fmt: skip
+    """Run the cookbook's benchmark profiles in every container; archive the logs."""
+    cli_vars = {
+        "model": model or None,
+        "profile": profile,
+        "num_prompts": _num(num_prompts, "num-prompts"),
+        "max_concurrency": _num(max_concurrency, "max-concurrency"),
+        "input_len": _num(input_len, "input-len"),
+        "output_len": _num(output_len, "output-len"),
+        "dataset": dataset,
+        "warmup": False if no_warmup else None,
+        **parse_sets(set),
+    }
+    return _run("bench", hosts, inventory, _mode(dry_run, False), cli_vars, forks, None, None, json)
+
+
+@task(help={**helps("hosts", "inventory", "forks", "json", "set"), "model": "The model the servers run", "num_questions": "GSM8K questions (default 200)",
+            "dry_run": "Print each host's commands"}, iterable=["set"])  # fmt: skip
+@run_task
+def accuracy(c, hosts="", model="", inventory=None, num_questions=None, forks=None, dry_run=False, json=False, set=None):
+    """Run the cookbook's GSM8K check in every container; archive the logs."""
+    cli_vars = {"model": model or None, "num_questions": _num(num_questions, "num-questions"), **parse_sets(set)}
+    return _run("accuracy", hosts, inventory, _mode(dry_run, False), cli_vars, forks, None, None, json)
+
+
+@task(help=helps("hosts", "inventory", "forks", "json", "set"), iterable=["set"])
+@run_task
+def collect(c, hosts="", inventory=None, forks=None, json=False, set=None):
+    """Bring server logs, container config and host facts into a new archive run."""
+    return _run("collect", hosts, inventory, "apply", parse_sets(set), forks, None, None, json)
+
+
+@task(help=helps("hosts", "inventory", "forks", "json", "set"), iterable=["set"])
+@run_task
+def status(c, hosts="", inventory=None, forks=None, json=False, set=None):
+    """Each host's server container, config hash and health."""
+    return _run("status", hosts, inventory, "apply", parse_sets(set), forks, None, None, json, archive=False)
+
+
+@task(help=helps("hosts", "inventory", "forks", "set", lines="How many lines (default 100)"), iterable=["set"])
+@run_task
+def logs(c, hosts="", inventory=None, lines=100, forks=None, set=None):
+    """The last lines of each host's server log."""
+    req = session_run.Request("logs", hosts or "all", inventory, "apply", {"log_lines": _num(lines, "lines"), **parse_sets(set)},
+                              _num(forks, "forks") or 32, archive=False)  # fmt: skip
+    report = session_run.execute(req, console)
+    return _finish(report, False)
+
+
+@task(help=helps("hosts", "inventory", "forks", "json", "set", dry_run="Print each host's commands",
+                 check="Report what would change"), iterable=["set"])  # fmt: skip
+@run_task
+def stop(c, hosts="", inventory=None, forks=None, dry_run=False, check=False, json=False, set=None):
+    """Remove each host's server container."""
+    return _run("stop", hosts, inventory, _mode(dry_run, check), parse_sets(set), forks, None, None, json)
+
+
+TASKS = [deploy, bench, accuracy, collect, status, logs, stop]
+
+
+@task(help=helps("hosts", "inventory", "json", "set"), iterable=["set"])
+@run_task
+def unlock(c, hosts="", inventory=None, json=False, set=None):
+    """Remove a stale deploy lock (only when no run is active on those hosts)."""
+    return _run("unlock", hosts, inventory, "apply", parse_sets(set), None, None, None, json, archive=False)
+
+
+TASKS.append(unlock)

@@ -1,0 +1,160 @@
+"""The SGLang server container: create it when its config changed, wait until it serves."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from .. import deployment, diagnose, secrets
+from ..commands import docker
+from ..runner import CHANGED, OK, HostContext, StepFailed
+
+# Runs inside the container (it always has python3): one poll, two answers.
+HEALTH_PROBE = """
+import json, sys, urllib.error, urllib.request
+port = sys.argv[1]
+def get(path):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%s%s" % (port, path), timeout=5) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, b""
+    except Exception:
+        return 0, b""
+h, _ = get("/health")
+m, body = get("/v1/models")
+ids = [d.get("id") for d in json.loads(body).get("data", [])] if m == 200 else []
+print(json.dumps({"health": h, "models": ids}))
+""".strip()
+
+
+def _secret_values(ctx: HostContext) -> dict[str, str]:
+    token = ctx.run.shared.get("hf_token")
+    return {"HF_TOKEN": token} if token else {}
+
+
+def ensure_container(ctx: HostContext, args: dict) -> tuple[str, str]:
+    dep: deployment.Deployment | None = ctx.state.get("deployment")
+    if dep is None:
+        raise StepFailed("preflight did not run: no deployment for this host")
+    values = _secret_values(ctx)
+    image_id = ctx.state.get("image_id")
+    wanted = dep.config_hash(image_id, deployment.secret_fingerprint(values))
+    current = ctx.facts.container if ctx.facts else None  # assumed facts (dry-run) have none
+    if current and current.labels.get(docker.CONFIG_LABEL) == wanted and current.running:
+        ctx.state["container_changed"] = False
+        return OK, f"{dep.container} up to date ({wanted})"
+    why = "not there" if current is None else ("config changed" if current.labels.get(docker.CONFIG_LABEL) != wanted else f"is {current.status}")
+    ctx.change(["install", "-d", "-m", "755", dep.remote_dir, f"{dep.remote_dir}/work", dep.hf_home])
+    if dep.env_file:
+        ctx.change(["install", "-d", "-m", "700", f"{dep.remote_dir}/secrets"])
+        shown = ", ".join(f"{k}=********" for k in sorted(values))
+        ctx.put(secrets.env_file_text(values).encode(), dep.env_file, 0o600, display=f"write {dep.env_file} (0600: {shown})")
+    if current is not None:
+        ctx.change(docker.remove(dep.container))
+    ctx.change(dep.run_argv(wanted))
+    ctx.state["container_changed"] = True
+    return CHANGED, f"{dep.container} {'created' if current is None else 'recreated'} ({why})"
+
+
+def poll(ctx: HostContext, dep: deployment.Deployment) -> tuple[str, int, dict]:
+    """(container status, exit code, {"health": code, "models": [...]}) in one round trip."""
+    state = ctx.probe(docker.container_state(dep.container), timeout=30)
+    if not state.ok:
+        return "missing", -1, {}
+    status, _, code = state.stdout.strip().partition(" ")
+    if status != "running":
+        return status, int(code or -1), {}
+    probe = ctx.probe(docker.exec_(dep.container, ["python3", "-c", HEALTH_PROBE, str(dep.server.port)]), timeout=30)
+    try:
+        answer = json.loads(probe.stdout.strip().splitlines()[-1]) if probe.ok else {}
+    except (json.JSONDecodeError, IndexError):
+        answer = {}
+    return status, 0, answer
+
+
+def failure_report(ctx: HostContext, dep: deployment.Deployment, headline: str, tail: int = 40) -> str:
+    """The headline, what the logs say it means, and the last log lines."""
+    logs = ctx.probe(docker.logs(dep.container, tail=tail), timeout=60)
+    text = (logs.stdout + logs.stderr).strip()
+    ctx.run.keep(ctx.name, "server/docker-tail.log", text)
+    parts = [headline]
+    for d in diagnose.diagnose(text):
+        parts.append(f"likely cause: {d.meaning}; fix: {d.fix} (log: {d.evidence})")
+    last = "\n    ".join(text.splitlines()[-12:])
+    parts.append(f"last log lines:\n    {last}")
+    return "\n  ".join(parts)
+
+
+def wait_healthy(ctx: HostContext, args: dict) -> tuple[str, str]:
+    dep: deployment.Deployment | None = ctx.state.get("deployment")
+    if dep is None:
+        raise StepFailed("preflight did not run: no deployment for this host")
+    if ctx.mode != "apply":
+        if ctx.mode == "check" and not ctx.state.get("container_changed"):
+            status, _, answer = poll(ctx, dep)
+            if answer.get("health") == 200:
+                return OK, "serving"
+        ctx.planned.append(f"wait until http://127.0.0.1:{dep.server.port}/health is 200 and /v1/models lists {dep.model.hf_id}")
+        return CHANGED, ""
+    timeout = float(ctx.vars.get("health_timeout", 1800))
+    interval = float(ctx.vars.get("health_interval", 5))
+    start = time.monotonic()
+    last_note = start
+    while True:
+        status, code, answer = poll(ctx, dep)
+        elapsed = time.monotonic() - start
+        if status != "running":
+            raise StepFailed(failure_report(ctx, dep, f"container {dep.container} is {status} (exit code {code})"))
+        if answer.get("health") == 200 and dep.model.hf_id in (answer.get("models") or []):
+            return OK, f"serving {dep.model.hf_id} on :{dep.server.port} after {elapsed:.0f}s"
+        if elapsed > timeout:
+            raise StepFailed(failure_report(ctx, dep, f"not serving after {timeout:.0f}s (health {answer.get('health')})"))
+        if time.monotonic() - last_note >= 30:
+            ctx.say(f"[dim]still starting ({elapsed:.0f}s, /health {answer.get('health', '-')}); first starts on a cold host take 10-15 min[/]")
+            last_note = time.monotonic()
+        time.sleep(interval)
+
+
+def server_status(ctx: HostContext, args: dict) -> tuple[str, str]:
+    """One line per host: container state, config hash, health."""
+    dep: deployment.Deployment | None = ctx.state.get("deployment")
+    if dep is None:
+        raise StepFailed("preflight did not run")
+    current = ctx.facts.container if ctx.facts else None
+    if current is None:
+        ctx.state["status"] = {"container": None}
+        return OK, f"no container {dep.container}"
+    status, code, answer = poll(ctx, dep)
+    ctx.state["status"] = {"container": status, "health": answer.get("health"), "models": answer.get("models")}
+    model = current.labels.get(f"{docker.LABEL_PREFIX}.model", "?")
+    return OK, f"{dep.container} {status}, model {model}, /health {answer.get('health', '-')}, config {current.labels.get(docker.CONFIG_LABEL, '?')}"
+
+
+def server_logs(ctx: HostContext, args: dict) -> tuple[str, str]:
+    name = str(ctx.vars.get("container_name", "llmfleet-sglang"))
+    tail = int(ctx.vars.get("log_lines", 100))
+    result = ctx.probe(docker.logs(name, tail=tail), timeout=60)
+    if not result.ok and "No such container" in result.stderr:
+        raise StepFailed(f"no container {name}")
+    text = (result.stdout + result.stderr).rstrip()
+    ctx.state["logs"] = text
+    ctx.run.keep(ctx.name, "server/docker.log", text)
+    return OK, f"{len(text.splitlines())} lines"
+
+
+def stop_server(ctx: HostContext, args: dict) -> tuple[str, str]:
+    name = str(ctx.vars.get("container_name", "llmfleet-sglang"))
+    if ctx.mode != "dry-run" and (ctx.facts is None or ctx.facts.container is None):
+        return OK, f"no container {name}"
+    ctx.change(docker.remove(name))
+    return CHANGED, f"removed {name}"
+
+
+ACTIONS = {
+    "ensure_container": (ensure_container, set()),
+    "wait_healthy": (wait_healthy, set()),
+    "server_status": (server_status, set()),
+    "server_logs": (server_logs, set()),
+    "stop_server": (stop_server, set()),
+}

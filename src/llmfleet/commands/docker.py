@@ -1,0 +1,93 @@
+"""argv builders for the Docker CLI on a host (or on the control node for `save`)."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+LABEL_PREFIX = "org.llmfleet"
+CONFIG_LABEL = f"{LABEL_PREFIX}.config"
+
+
+def _docker(docker_host: str | None) -> list[str]:
+    return ["docker", "-H", docker_host] if docker_host else ["docker"]
+
+
+def run(
+    name: str,
+    image: str,
+    command: Sequence[str],
+    *,
+    device_flags: Sequence[str],
+    volumes: Sequence[tuple[str, str]] = (),
+    env_file: str | None = None,
+    env: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    restart: str | None = None,
+) -> list[str]:
+    """`docker run -d` for the server: device flags first, as the cookbook writes them."""
+    argv = ["docker", "run", "-d", "--name", name, *device_flags]
+    if restart:
+        argv.append(f"--restart={restart}")
+    for src, dst in volumes:
+        argv += ["-v", f"{src}:{dst}"]
+    if env_file:
+        argv += ["--env-file", env_file]
+    for key, value in sorted((env or {}).items()):
+        argv += ["-e", f"{key}={value}"]
+    for key, value in sorted((labels or {}).items()):
+        argv += ["--label", f"{key}={value}"]
+    return argv + [image, *command]
+
+
+def remove(name: str) -> list[str]:
+    return ["docker", "rm", "-f", name]
+
+
+def stop(name: str, timeout_s: int = 30) -> list[str]:
+    return ["docker", "stop", "-t", str(timeout_s), name]
+
+
+def logs(name: str, tail: int | None = None, timestamps: bool = False) -> list[str]:
+    argv = ["docker", "logs"]
+    if timestamps:
+        argv.append("--timestamps")
+    if tail is not None:
+        argv += ["--tail", str(tail)]
+    return argv + [name]
+
+
+def exec_(name: str, command: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:
+    argv = ["docker", "exec"]
+    for key, value in sorted((env or {}).items()):
+        argv += ["-e", f"{key}={value}"]
+    return argv + [name, *command]
+
+
+def pull(image: str) -> list[str]:
+    return ["docker", "pull", image]
+
+
+def load() -> list[str]:
+    """`docker load` reading the image tar from stdin (the push path)."""
+    return ["docker", "load"]
+
+
+def save(image: str, docker_host: str | None = None) -> list[str]:
+    """`docker save` on the control node, to stream an image to hosts."""
+    return _docker(docker_host) + ["save", image]
+
+
+def image_id(image: str, docker_host: str | None = None) -> list[str]:
+    return _docker(docker_host) + ["image", "inspect", "--format", "{{.Id}} {{.Size}}", image]
+
+
+def inspect_container(name: str) -> list[str]:
+    return ["docker", "inspect", "--type", "container", "--format", "{{json .}}", name]
+
+
+def container_state(name: str) -> list[str]:
+    return ["docker", "inspect", "--type", "container", "--format", "{{.State.Status}} {{.State.ExitCode}}", name]
+
+
+def version_json() -> list[str]:
+    return ["docker", "version", "--format", "{{json .}}"]

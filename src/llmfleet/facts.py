@@ -1,0 +1,272 @@
+"""Host facts: what one remote exec tells us about a host, parsed into typed values.
+
+Like pyinfra's facts, a fact is a command plus a parser. Here all of a host's facts
+come from one script (``gather_command``) so a fleet of dozens of hosts costs one
+round trip each; the parsers are pure and tested on JSON fixtures of real outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import shell
+from .commands import docker
+
+_SH_NEAREST_DF = 'd=$1; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -P -B1 "$d"'
+_SH_GPU = (
+    'PATH=$PATH:/opt/rocm/bin; if command -v amd-smi >/dev/null; then echo "source amd-smi"; amd-smi static --json; '
+    'elif command -v rocm-smi >/dev/null; then echo "source rocm-smi"; rocm-smi --showproductname --json; '
+    'elif command -v nvidia-smi >/dev/null; then echo "source nvidia-smi"; '
+    "nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits; "
+    'else echo "source none"; fi'
+)
+
+
+@dataclass
+class Gpu:
+    product: str
+    arch: str | None = None
+    vram_mb: int | None = None
+
+
+@dataclass
+class Container:
+    id: str
+    image_id: str
+    status: str  # running, exited, created, restarting, ...
+    exit_code: int
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+@dataclass
+class HostFacts:
+    hostname: str = ""
+    docker_version: str | None = None
+    docker_error: str | None = None
+    kfd: bool = False
+    render_nodes: list[str] = field(default_factory=list)
+    amdgpu_loaded: bool = False
+    gpu_source: str | None = None
+    gpus: list[Gpu] = field(default_factory=list)
+    gpu_error: str | None = None
+    numa_balancing: int | None = None
+    disk_free_bytes: int | None = None
+    disk_path: str | None = None
+    image_id: str | None = None
+    container: Container | None = None
+    model_cached: bool = False
+
+    @property
+    def gpu_arch(self) -> str | None:
+        arches = {g.arch for g in self.gpus if g.arch}
+        return arches.pop() if len(arches) == 1 else None
+
+    @property
+    def gpu_product(self) -> str | None:
+        products = {g.product for g in self.gpus}
+        return products.pop() if len(products) == 1 else None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FactQuery:
+    """What the gather script needs to know: which image, container and cache to look at."""
+
+    image: str
+    container: str
+    hf_home: str
+    hf_id: str
+
+
+def hf_cache_dir(hf_home: str, hf_id: str) -> str:
+    """Where huggingface_hub keeps a model: HF_HOME/hub/models--org--name."""
+    return f"{hf_home.rstrip('/')}/hub/models--{hf_id.replace('/', '--')}"
+
+
+def gather_command(q: FactQuery) -> str:
+    """One shell script printing every fact in its own ``@@section``."""
+    return shell.sections(
+        [
+            ("hostname", ["hostname"]),
+            ("docker", docker.version_json()),
+            ("kfd", ["ls", "-l", "/dev/kfd"]),
+            ("dri", ["ls", "-1", "/dev/dri"]),
+            ("modules", ["grep", "-E", "^amdgpu ", "/proc/modules"]),
+            ("gpu", ["sh", "-c", _SH_GPU]),
+            ("numa", ["cat", "/proc/sys/kernel/numa_balancing"]),
+            ("df", ["sh", "-c", _SH_NEAREST_DF, "sh", q.hf_home]),
+            ("image", docker.image_id(q.image)),
+            ("container", docker.inspect_container(q.container)),
+            ("model", ["ls", "-1", hf_cache_dir(q.hf_home, q.hf_id) + "/snapshots"]),
+        ]
+    )
+
+
+# --- parsers: pure, one per section ---------------------------------------------------
+
+
+def parse_docker(text: str) -> tuple[str | None, str | None]:
+    """(server version, error). The client answers even when the daemon does not."""
+    text = text.strip()
+    start = text.find("{")
+    if start >= 0:
+        try:
+            data = json.loads(text[start : text.rfind("}") + 1])
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            server = data.get("Server") or {}
+            if server.get("Version"):
+                return server["Version"], None
+    if "command not found" in text or "not found" in text.split("\n")[0]:
+        return None, "docker is not installed"
+    err = next((line for line in text.splitlines() if "daemon" in line.lower() or "error" in line.lower()), text[:200])
+    return None, err.strip() or "docker did not answer"
+
+
+def parse_render_nodes(text: str) -> list[str]:
+    return sorted((n for n in text.split() if re.fullmatch(r"renderD\d+", n)), key=lambda n: int(n[7:]))
+
+
+def _vram_mb(vram: Any) -> int | None:
+    """amd-smi reports VRAM as {"value": 196592, "unit": "MB"} (newer) or "196592 MB" (older)."""
+    size = vram.get("size", vram.get("vram_size")) if isinstance(vram, dict) else vram
+    if isinstance(size, dict):
+        value, unit = size.get("value"), str(size.get("unit", "MB")).upper()
+    elif isinstance(size, (int, float, str)):
+        m = re.match(r"\s*([\d.]+)\s*([A-Za-z]*)", str(size))
+        if not m:
+            return None
+        value, unit = m.group(1), (m.group(2) or "MB").upper()
+    else:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    scale = {"B": 1 / 2**20, "KB": 1 / 1024, "MB": 1, "MIB": 1, "GB": 1024, "GIB": 1024}.get(unit, 1)
+    return int(value * scale)
+
+
+def parse_amd_smi(data: Any) -> list[Gpu]:
+    """`amd-smi static --json`: a bare list (older releases) or {"gpu_data": [...]} (newer)."""
+    if isinstance(data, dict):
+        data = data.get("gpu_data", [])
+    gpus = []
+    for entry in data if isinstance(data, list) else []:
+        asic = entry.get("asic", {}) if isinstance(entry, dict) else {}
+        product = asic.get("market_name") or (entry.get("board") or {}).get("product_name") or "unknown"
+        arch = asic.get("target_graphics_version")
+        gpus.append(Gpu(product=str(product), arch=str(arch) if arch else None, vram_mb=_vram_mb(entry.get("vram"))))
+    return gpus
+
+
+def parse_rocm_smi(data: Any) -> list[Gpu]:
+    """`rocm-smi --showproductname --json`: {"card0": {"Card Series": ..., "GFX Version": ...}}."""
+    gpus = []
+    if isinstance(data, dict):
+        for key in sorted((k for k in data if k.startswith("card")), key=lambda k: int(re.sub(r"\D", "", k) or 0)):
+            card = {k.lower(): v for k, v in data[key].items()}
+            product = card.get("card series") or card.get("card model") or card.get("device name") or "unknown"
+            arch = card.get("gfx version")
+            gpus.append(Gpu(product=str(product), arch=str(arch) if arch else None))
+    return gpus
+
+
+def parse_nvidia_smi(text: str) -> list[Gpu]:
+    gpus = []
+    for line in text.splitlines():
+        name, _, mem = line.partition(",")
+        if name.strip():
+            gpus.append(Gpu(product=name.strip(), vram_mb=int(mem) if mem.strip().isdigit() else None))
+    return gpus
+
+
+def parse_gpu(text: str) -> tuple[str | None, list[Gpu], str | None]:
+    """(source tool, GPUs, error) from the gpu section."""
+    first, _, rest = text.partition("\n")
+    source = first.removeprefix("source ").strip() if first.startswith("source ") else None
+    if source in (None, "none"):
+        return None, [], "no amd-smi, rocm-smi or nvidia-smi on the host (ROCm not installed?)"
+    if source == "nvidia-smi":
+        return source, parse_nvidia_smi(rest), None
+    start = min((i for i in (rest.find("{"), rest.find("[")) if i >= 0), default=-1)
+    if start < 0:
+        return source, [], f"{source} printed no JSON: {rest.strip()[:200]}"
+    try:
+        data = json.loads(rest[start:])
+    except json.JSONDecodeError as exc:
+        return source, [], f"{source} printed invalid JSON ({exc.msg})"
+    gpus = parse_amd_smi(data) if source == "amd-smi" else parse_rocm_smi(data)
+    return source, gpus, None if gpus else f"{source} listed no GPUs"
+
+
+def parse_df(text: str) -> tuple[str | None, int | None]:
+    """`df -P -B1 PATH`: (mount point path asked, available bytes)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return None, None
+    cols = lines[-1].split()
+    if len(cols) < 6 or not cols[3].isdigit():
+        return None, None
+    return cols[5], int(cols[3])
+
+
+def parse_image(text: str) -> str | None:
+    first = text.strip().split()
+    return first[0] if first and first[0].startswith("sha256:") else None
+
+
+def parse_container(text: str) -> Container | None:
+    text = text.strip()
+    if not text.startswith("{"):
+        return None  # "Error: No such container"
+    data = json.loads(text)
+    state = data.get("State") or {}
+    return Container(
+        id=data.get("Id", ""),
+        image_id=data.get("Image", ""),
+        status=state.get("Status", "unknown"),
+        exit_code=int(state.get("ExitCode", 0)),
+        labels=(data.get("Config") or {}).get("Labels") or {},
+    )
+
+
+def parse(output: str) -> HostFacts:
+    """All sections of the gather script's output into HostFacts."""
+    s = shell.split_sections(output)
+    facts = HostFacts(hostname=s.get("hostname", "").strip())
+    facts.docker_version, facts.docker_error = parse_docker(s.get("docker", ""))
+    facts.kfd = s.get("kfd", "").lstrip().startswith("c")
+    facts.render_nodes = parse_render_nodes(s.get("dri", ""))
+    facts.amdgpu_loaded = s.get("modules", "").startswith("amdgpu ")
+    facts.gpu_source, facts.gpus, facts.gpu_error = parse_gpu(s.get("gpu", ""))
+    numa = s.get("numa", "").strip()
+    facts.numa_balancing = int(numa) if numa.isdigit() else None
+    facts.disk_path, facts.disk_free_bytes = parse_df(s.get("df", ""))
+    facts.image_id = parse_image(s.get("image", ""))
+    facts.container = parse_container(s.get("container", ""))
+    facts.model_cached = any(line.strip() for line in s.get("model", "").splitlines() if "No such file" not in line)
+    return facts
+
+
+def assumed(hardware_vendor: str, gpus: int, arch: str | None, product: str) -> HostFacts:
+    """Facts for `--dry-run`, taken from the inventory instead of the host: a bare host."""
+    facts = HostFacts(hostname="(dry-run)", docker_version="(assumed)")
+    if hardware_vendor == "amd":
+        facts.kfd = True
+        facts.amdgpu_loaded = True
+        facts.render_nodes = [f"renderD{128 + i}" for i in range(gpus)]
+        facts.gpu_source = "amd-smi"
+    facts.gpus = [Gpu(product=product, arch=arch) for _ in range(gpus)]
+    facts.numa_balancing = 0
+    return facts
