@@ -38,3 +38,30 @@ def mask(text: str, secrets: Iterable[str]) -> str:
     for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return text
+
+
+def sections(parts: Iterable[tuple[str, Sequence[str]]]) -> str:
+    """A script that prints ``@@name`` then the output (stdout and stderr) of each argv.
+
+    Used to gather all of a host's facts in one remote exec: one round trip, one
+    parse. Each command's failure is visible in its own section and does not stop
+    the others.
+    """
+    lines = []
+    for name, argv in parts:
+        lines.append(join(["printf", "@@%s\\n", name]))
+        lines.append(join(argv) + " 2>&1")
+    return "; ".join(lines)
+
+
+def split_sections(output: str) -> dict[str, str]:
+    """Inverse of :func:`sections`: section name -> its output, trailing newline stripped."""
+    found: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in output.splitlines():
+        if line.startswith("@@") and len(line) > 2 and " " not in line:
+            current = found.setdefault(line[2:], [])
+            continue
+        if current is not None:
+            current.append(line)
+    return {name: "\n".join(body) for name, body in found.items()}
