@@ -57,15 +57,15 @@ def ensure_container(ctx: HostContext, args: dict) -> tuple[str, str]:
     return CHANGED, f"{dep.container} {'created' if current is None else 'recreated'} ({why})"
 
 
-def poll(ctx: HostContext, dep: deployment.Deployment) -> tuple[str, int, dict]:
-    """(container status, exit code, {"health": code, "models": [...]}) in one round trip."""
-    state = ctx.probe(docker.container_state(dep.container), timeout=30)
+def poll(ctx: HostContext, container: str, port: int) -> tuple[str, int, dict]:
+    """(container status, exit code, {"health": code, "models": [...]})."""
+    state = ctx.probe(docker.container_state(container), timeout=30)
     if not state.ok:
         return "missing", -1, {}
     status, _, code = state.stdout.strip().partition(" ")
     if status != "running":
         return status, int(code or -1), {}
-    probe = ctx.probe(docker.exec_(dep.container, ["python3", "-c", HEALTH_PROBE, str(dep.server.port)]), timeout=30)
+    probe = ctx.probe(docker.exec_(container, ["python3", "-c", HEALTH_PROBE, str(port)]), timeout=30)
     try:
         answer = json.loads(probe.stdout.strip().splitlines()[-1]) if probe.ok else {}
     except (json.JSONDecodeError, IndexError):
@@ -92,7 +92,7 @@ def wait_healthy(ctx: HostContext, args: dict) -> tuple[str, str]:
         raise StepFailed("preflight did not run: no deployment for this host")
     if ctx.mode != "apply":
         if ctx.mode == "check" and not ctx.state.get("container_changed"):
-            status, _, answer = poll(ctx, dep)
+            status, _, answer = poll(ctx, dep.container, dep.server.port)
             if answer.get("health") == 200:
                 return OK, "serving"
         ctx.planned.append(f"wait until http://127.0.0.1:{dep.server.port}/health is 200 and /v1/models lists {dep.model.hf_id}")
@@ -102,7 +102,7 @@ def wait_healthy(ctx: HostContext, args: dict) -> tuple[str, str]:
     start = time.monotonic()
     last_note = start
     while True:
-        status, code, answer = poll(ctx, dep)
+        status, code, answer = poll(ctx, dep.container, dep.server.port)
         elapsed = time.monotonic() - start
         if status != "running":
             raise StepFailed(failure_report(ctx, dep, f"container {dep.container} is {status} (exit code {code})"))
@@ -118,17 +118,13 @@ def wait_healthy(ctx: HostContext, args: dict) -> tuple[str, str]:
 
 def server_status(ctx: HostContext, args: dict) -> tuple[str, str]:
     """One line per host: container state, config hash, health."""
-    dep: deployment.Deployment | None = ctx.state.get("deployment")
-    if dep is None:
-        raise StepFailed("preflight did not run")
+    name = str(ctx.vars.get("container_name", "llmfleet-sglang"))
     current = ctx.facts.container if ctx.facts else None
     if current is None:
-        ctx.state["status"] = {"container": None}
-        return OK, f"no container {dep.container}"
-    status, code, answer = poll(ctx, dep)
-    ctx.state["status"] = {"container": status, "health": answer.get("health"), "models": answer.get("models")}
+        return OK, f"no container {name}"
+    status, code, answer = poll(ctx, name, int(ctx.vars.get("port", 8000)))
     model = current.labels.get(f"{docker.LABEL_PREFIX}.model", "?")
-    return OK, f"{dep.container} {status}, model {model}, /health {answer.get('health', '-')}, config {current.labels.get(docker.CONFIG_LABEL, '?')}"
+    return OK, f"{name} {status}, model {model}, /health {answer.get('health', '-')}, config {current.labels.get(docker.CONFIG_LABEL, '?')}"
 
 
 def server_logs(ctx: HostContext, args: dict) -> tuple[str, str]:

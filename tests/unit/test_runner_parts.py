@@ -1,0 +1,65 @@
+"""Small pure parts of the runner: batches, secrets, the deploy lock's commands, diagnosis."""
+
+import os
+import subprocess
+
+import pytest
+
+from llmfleet import deployment, diagnose, hostlock, runner, secrets, shell
+from llmfleet.errors import InputError
+
+
+def test_serial_batches():
+    hosts = list("abcdefg")
+    assert runner.batches(hosts, None) == [hosts]
+    assert runner.batches(hosts, "3") == [list("abc"), list("def"), list("g")]
+    assert runner.batches(hosts, "50%") == [list("abc"), list("def"), list("g")]
+    assert runner.batches(hosts, "1%") == [[h] for h in hosts]
+    with pytest.raises(InputError):
+        runner.batches(hosts, "two")
+    with pytest.raises(InputError):
+        runner.batches(hosts, "0")
+
+
+def test_token_file_must_be_private(tmp_path):
+    f = tmp_path / "token"
+    f.write_text("hf_fromAFile123\n")
+    os.chmod(f, 0o644)
+    with pytest.raises(InputError, match="chmod 600"):
+        secrets.load_hf_token({}, str(f))
+    os.chmod(f, 0o600)
+    assert secrets.load_hf_token({}, str(f)) == "hf_fromAFile123"
+    assert secrets.load_hf_token({"HF_TOKEN": " hf_env \n"}) == "hf_env"
+    assert secrets.load_hf_token({}) is None
+
+
+def test_env_file_refuses_newlines():
+    assert secrets.env_file_text({"HF_TOKEN": "abc"}) == "HF_TOKEN=abc\n"
+    with pytest.raises(InputError):
+        secrets.env_file_text({"HF_TOKEN": "abc\nEVIL=1"})
+
+
+def test_secret_fingerprint_changes_with_the_secret_and_hides_it():
+    a = deployment.secret_fingerprint({"HF_TOKEN": "hf_aaaa"})
+    b = deployment.secret_fingerprint({"HF_TOKEN": "hf_bbbb"})
+    assert a != b and "hf_aaaa" not in a and deployment.secret_fingerprint({}) == ""
+
+
+def test_lock_is_atomic_and_audit_appends(tmp_path):
+    remote = str(tmp_path / "remote dir")
+    run = lambda argv: subprocess.run(["sh", "-c", shell.join(argv)], capture_output=True, text=True)  # noqa: E731
+    assert run(hostlock.acquire(remote)).returncode == 0
+    assert run(hostlock.acquire(remote)).returncode != 0  # the second taker fails
+    line = hostlock.audit_line("deploy", "r1", "ok", "it's $HOME; `x`")
+    assert run(hostlock.audit(remote, line)).returncode == 0
+    assert run(hostlock.audit(remote, "second")).returncode == 0
+    assert (tmp_path / "remote dir" / "audit.log").read_text() == line + "\nsecond\n"
+    assert run(hostlock.release(remote)).returncode == 0
+    assert run(hostlock.acquire(remote)).returncode == 0
+
+
+def test_diagnose_finds_known_signatures():
+    log = "INFO loading\nRuntimeError: HIP error: invalid device function\nmore"
+    found = diagnose.diagnose(log)
+    assert found and "flavour" in found[0].fix and "invalid device function" in found[0].evidence
+    assert diagnose.diagnose("all is well\nThe server is fired up and ready to roll!") == []
