@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 # Debian packages: the lab's hosts (sshd, dockerd, namespaces, traffic control),
 # the lab image's rootfs (debootstrap), the HTML report check (chromium).
 APT_PACKAGES=(
-  docker.io openssh-server openssh-client iproute2 nftables procps kmod psmisc curl
-  debootstrap ca-certificates chromium
+  docker.io openssh-server openssh-client iproute2 nftables iputils-ping util-linux procps kmod curl
+  python3 debootstrap ca-certificates chromium
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -101,6 +101,7 @@ def gather_command(q: FactQuery) -> str:
             ("kfd", ["ls", "-l", "/dev/kfd"]),
             ("dri", ["ls", "-1", "/dev/dri"]),
             ("modules", ["grep", "-E", "^amdgpu ", "/proc/modules"]),
+            ("amdgpu_sysfs", ["ls", "-d", "/sys/module/amdgpu"]),  # also set when amdgpu is built in
             ("gpu", ["sh", "-c", _SH_GPU]),
             ("numa", ["cat", "/proc/sys/kernel/numa_balancing"]),
             ("df", ["sh", "-c", _SH_NEAREST_DF, "sh", q.hf_home]),
@@ -248,7 +249,7 @@ def parse(output: str) -> HostFacts:
     facts.docker_version, facts.docker_error = parse_docker(s.get("docker", ""))
     facts.kfd = s.get("kfd", "").lstrip().startswith("c")
     facts.render_nodes = parse_render_nodes(s.get("dri", ""))
-    facts.amdgpu_loaded = s.get("modules", "").startswith("amdgpu ")
+    facts.amdgpu_loaded = s.get("modules", "").startswith("amdgpu ") or s.get("amdgpu_sysfs", "").strip() == "/sys/module/amdgpu"
     facts.gpu_source, facts.gpus, facts.gpu_error = parse_gpu(s.get("gpu", ""))
     numa = s.get("numa", "").strip()
     facts.numa_balancing = int(numa) if numa.isdigit() else None

@@ -37,14 +37,23 @@ def _assert_no_secret(run_dir: Path) -> None:
             assert TOKEN.encode() not in path.read_bytes(), f"token leaked into {path}"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_server_yet(lab):
+    """Start from hosts without a server container (the session's lab may have served before)."""
+    r = cli("stop", "--hosts", "lab")
+    assert r.code == 0, r.stderr[-2000:]
+
+
 def test_first_deploy_brings_every_host_to_a_serving_container(lab):
     r = _deploy()
     assert r.code == 0, r.stderr[-3000:]
     assert TOKEN not in r.stdout + r.stderr
     recap = r.json["recap"]
     assert sorted(recap) == sorted(h.name for h in lab.hosts)
+    created = [s for s in r.json["steps"] if s["step"] == "server container"]
+    assert len(created) == len(lab.hosts) and all("created" in s["message"] for s in created)
     for host in lab.hosts:
-        assert recap[host.name]["failed"] == 0 and recap[host.name]["changed"] >= 2
+        assert recap[host.name]["failed"] == 0 and recap[host.name]["changed"] >= 1
         assert _models(host.address) == ["meta-llama/Llama-4-Scout-17B-16E-Instruct"]
     archive = Path(r.json["archive"])
     events = [json.loads(line) for line in (archive / "events.jsonl").read_text().splitlines()]

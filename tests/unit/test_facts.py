@@ -74,7 +74,8 @@ def test_gather_script_runs_in_a_real_shell(tmp_path):
                         hf_id="meta-llama/Llama-4-Scout-17B-16E-Instruct")  # fmt: skip
     out = subprocess.run(["sh", "-c", facts.gather_command(q)], capture_output=True, text=True, timeout=60).stdout
     sections = shell.split_sections(out)
-    assert set(sections) == {"hostname", "docker", "kfd", "dri", "modules", "gpu", "numa", "df", "image", "container", "model"}
+    assert set(sections) == {"hostname", "docker", "kfd", "dri", "modules", "amdgpu_sysfs", "gpu", "numa", "df", "image",
+                             "container", "model"}  # fmt: skip
     parsed = facts.parse(out)
     assert parsed.hostname
     assert parsed.disk_free_bytes and parsed.disk_free_bytes > 0  # nearest existing parent of a missing path

@@ -146,10 +146,11 @@ def bench(ctx: HostContext, args: dict) -> tuple[str, str]:
     done = []
     for profile in profiles:
         if profile.warmup and ctx.vars.get("warmup", True) not in (False, "false", "no"):
-            warm = _bench_spec(ctx, dep, profile, f"{base}/bench/warmup-{profile.name}.jsonl")
+            # kept apart from bench/ so that reports never mistake it for a profile
+            warm = _bench_spec(ctx, dep, profile, f"{base}/warmup/{profile.name}.jsonl")
             warm = sglang.BenchSpec(**{**warm.__dict__, "num_prompts": max(2, profile.max_concurrency), "output_len": 32})
             ctx.say(f"warm-up before {profile.name} (cold-start TTFT stays out of the numbers)")
-            _run_logged(ctx, dep, sglang.bench_serving(warm), f"{base}/bench/warmup-{profile.name}.log", timeout)
+            _run_logged(ctx, dep, sglang.bench_serving(warm), f"{base}/warmup/{profile.name}.log", timeout)
         spec = _bench_spec(ctx, dep, profile, f"{base}/bench/{profile.name}.jsonl")
         ctx.say(f"bench {profile.name}: {spec.num_prompts} prompts at concurrency {spec.max_concurrency}")
         text = _run_logged(ctx, dep, sglang.bench_serving(spec), f"{base}/bench/{profile.name}.log", timeout)
