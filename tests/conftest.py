@@ -28,6 +28,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lab: needs root, network namespaces and Docker engines (brings up the lab)")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def test_archive(tmp_path_factory) -> Path:
+    """Runs archived by tests go to a temporary archive, never the project's."""
+    path = tmp_path_factory.mktemp("archive")
+    old = os.environ.get("LLMFLEET_ARCHIVE")
+    os.environ["LLMFLEET_ARCHIVE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("LLMFLEET_ARCHIVE", None)
+    else:
+        os.environ["LLMFLEET_ARCHIVE"] = old
+
+
 @pytest.fixture(scope="session")
 def lab():
     """The lab (``llmfleet.lab.LabInfo``), up for the whole session, down at its end."""

@@ -355,18 +355,24 @@ def list_runs(root: Path | None = None) -> list[RunInfo]:
     return runs
 
 
-def latest_run(root: Path | None = None) -> RunInfo | None:
-    runs = list_runs(root)
+RESULT_KINDS = ("bench", "accuracy")  # runs that hold benchmark or accuracy results
+
+
+def latest_run(root: Path | None = None, kinds: tuple[str, ...] | None = None) -> RunInfo | None:
+    runs = [r for r in list_runs(root) if kinds is None or r.kind in kinds]
     return runs[0] if runs else None
 
 
-def load_run(run_id_or_path: str | Path | None = None, root: Path | None = None) -> RunInfo:
-    """A run by id, by unique id prefix, by folder path, or the latest (None / "latest")."""
+def load_run(
+    run_id_or_path: str | Path | None = None, root: Path | None = None, kinds: tuple[str, ...] | None = None
+) -> RunInfo:
+    """A run by id, by unique id prefix, by folder path, or the latest (None / "latest") of `kinds`."""
     root = Path(root) if root is not None else paths.archive_dir()
     if run_id_or_path in (None, "", "latest"):
-        run = latest_run(root)
+        run = latest_run(root, kinds)
         if run is None:
-            raise InputError(f"no archived run in {root}")
+            what = f"{' or '.join(kinds)} run" if kinds else "run"
+            raise InputError(f"no archived {what} in {root}")
         return run
     candidate = Path(run_id_or_path)
     if candidate.is_dir() and (candidate / MANIFEST).is_file():

@@ -60,7 +60,7 @@ class Report:
 def build_report(run: str | Path | None = None, baseline: str = "cookbook", root: Path | None = None,
                  reference: Path | None = None, tolerances: Path | None = None) -> Report:
     """Load a run (default: the latest) and compare it with the cookbook or another run."""
-    info = archive.load_run(run, root)
+    info = archive.load_run(run, root, kinds=archive.RESULT_KINDS)
     results = archive.run_results(info)
     tol = compare.load_tolerances(tolerances)
     if baseline in ("cookbook", "", None):

@@ -137,12 +137,12 @@ def test_proc_modules_gains_amdgpu_once():
 def test_filesystem_type_of_a_path_from_mountinfo():
     info = (
         "22 1 254:0 / / rw - ext4 /dev/vda rw\n"
-        "30 22 0:5 / /work/over rw - overlay overlay rw,lowerdir=/a\n"
-        "31 22 0:6 / /work/overlay2 rw - tmpfs tmpfs rw\n"
+        "30 22 0:5 / /srv/over rw - overlay overlay rw,lowerdir=/a\n"
+        "31 22 0:6 / /srv/overlay2 rw - tmpfs tmpfs rw\n"
     )
-    assert hosts.fs_type_of("/work/main/.lab", info) == "ext4"
-    assert hosts.fs_type_of("/work/over/x", info) == "overlay"
-    assert hosts.fs_type_of("/work/overlay2", info) == "tmpfs"
+    assert hosts.fs_type_of("/srv/project/.lab", info) == "ext4"
+    assert hosts.fs_type_of("/srv/over/x", info) == "overlay"
+    assert hosts.fs_type_of("/srv/overlay2", info) == "tmpfs"
 
 
 @pytest.mark.parametrize("args", [
