@@ -325,3 +325,15 @@ def summary(rows: Iterable[Row]) -> dict[str, int]:
 
 def regressions(rows: Iterable[Row]) -> list[Row]:
     return [r for r in rows if r.verdict == "regression"]
+
+
+PROFILE_FLAGS = ("num_prompts", "max_concurrency", "input_len", "output_len", "dataset")
+
+
+def override_note(flags: dict[str, Any] | None) -> str | None:
+    """A warning when a run changed the cookbook's workload: its figures are not the cookbook's."""
+    changed = {k: v for k, v in (flags or {}).items() if k in PROFILE_FLAGS and v is not None and v != "random"}
+    if not changed:
+        return None
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(changed.items()))
+    return f"this run changed the cookbook's workload ({shown}): compare with care"

@@ -65,6 +65,9 @@ def build_report(run: str | Path | None = None, baseline: str = "cookbook", root
     tol = compare.load_tolerances(tolerances)
     if baseline in ("cookbook", "", None):
         base = compare.cookbook_baseline(compare.load_reference(reference), info.manifest, results.keys())
+        note = compare.override_note(info.manifest.get("flags"))
+        if note:
+            base.notes.append(note)
     else:
         other = archive.load_run(baseline, root)
         base = compare.run_baseline(archive.run_results(other), f"run {other.run_id}")

@@ -140,3 +140,13 @@ def test_profiles_in_cookbook_order() -> None:
     assert compare.version_tuple("v0.5.10.post1") == (0, 5, 10)
     assert compare.version_from_image("lmsysorg/sglang:v0.5.9-rocm720-mi30x") == "0.5.9"
     assert compare.version_from_image(None) is None
+
+
+def test_override_note_names_what_changed_the_workload():
+    from llmfleet.compare import override_note
+
+    assert override_note({"profile": "all", "warmup": None}) is None
+    assert override_note({"dataset": "random"}) is None
+    assert override_note({"num_prompts": 12, "output_len": 48, "profile": "low"}) == (
+        "this run changed the cookbook's workload (num_prompts=12, output_len=48): compare with care"
+    )

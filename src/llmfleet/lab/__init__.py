@@ -29,7 +29,7 @@ from typing import Any
 # Imported lazily: llmfleet.lab.sim (the simulated server) runs inside lab containers and
 # must not pull in the engine (and its dependencies) just by importing its package.
 __all__ = [
-    "MODEL_IDS", "LabError", "LabHost", "LabInfo", "control_status", "host_exec", "lab_configure",
+    "LabError", "LabHost", "LabInfo", "control_status", "host_exec", "lab_configure",
     "lab_down", "lab_fault", "lab_info", "lab_status", "lab_up", "missing_tools", "unavailable_reason",
 ]
 

@@ -22,7 +22,17 @@ from . import topology as topo
 from .layout import REMOTE_DIR, HostFiles, Layout
 from .state import State, locked
 
-MODEL_IDS = ("meta-llama/Llama-4-Scout-17B-16E-Instruct", "meta-llama/Llama-4-Maverick-17B-128E-Instruct")
+
+
+def model_ids() -> list[str]:
+    """Every repo a lab server may load: the catalog's models and their EAGLE3 drafts."""
+    from ..catalog import load
+
+    ids: list[str] = []
+    for model in load().models.values():
+        ids += [model.hf_id] + ([model.eagle3_draft] if model.eagle3_draft else [])
+    return ids
+
 NETNS_DIR = "/run/netns"
 INVENTORY_HEADER = "# Written by `invoke lab.up`"
 
@@ -280,7 +290,8 @@ def _ensure_datasets(layout: Layout, state: State, say: Progress) -> None:
 
 
 def _ensure_snapshots(layout: Layout, state: State, wanted: dict[str, topo.HostNet], say: Progress) -> None:
-    todo = [n for n in wanted if state.hosts[n].get("snapshots") != list(MODEL_IDS)]
+    ids = model_ids()
+    todo = [n for n in wanted if state.hosts[n].get("snapshots") != ids]
     if not todo:
         return
     try:
@@ -290,10 +301,10 @@ def _ensure_snapshots(layout: Layout, state: State, wanted: dict[str, topo.HostN
         return
     for name in todo:
         hf_home = HostFiles(layout.host_dir(name)).hf_home
-        for model_id in MODEL_IDS:
+        for model_id in ids:
             write_snapshot(hf_home, model_id)
         with state.update():
-            state.hosts[name]["snapshots"] = list(MODEL_IDS)
+            state.hosts[name]["snapshots"] = ids
 
 
 def _ensure_images(layout: Layout, state: State, say: Progress) -> None:
@@ -488,6 +499,6 @@ def host_exec(name: str, argv: Sequence[str], **kw: Any) -> subprocess.Completed
 
 
 __all__ = [
-    "LabError", "LabHost", "LabInfo", "MODEL_IDS", "control_status", "host_exec", "lab_configure", "lab_down", "lab_fault", "lab_info", "lab_status", "lab_up",
+    "LabError", "LabHost", "LabInfo", "model_ids", "control_status", "host_exec", "lab_configure", "lab_down", "lab_fault", "lab_info", "lab_status", "lab_up",
     "missing_tools", "unavailable_reason",
 ]
