@@ -241,14 +241,16 @@ def batches(hosts: Sequence[Any], serial: str | None) -> list[list[Any]]:
     return [list(hosts[i : i + size]) for i in range(0, len(hosts), size)]
 
 
-def endpoint(host: Any) -> Endpoint:
+def endpoint(host: Any, v: Mapping[str, Any] | None = None) -> Endpoint:
+    """How to reach a host; `--set known_hosts_file=...` (or a key file) overrides the inventory."""
+    v = v or {}
     return Endpoint(
         name=host.name,
         address=host.address,
         port=int(host.port or 22),
         user=host.user,
-        key_file=host.key_file,
-        known_hosts_file=host.known_hosts_file or host.vars.get("known_hosts_file"),
+        key_file=v.get("ansible_ssh_private_key_file") or host.key_file,
+        known_hosts_file=v.get("known_hosts_file") or host.known_hosts_file or host.vars.get("known_hosts_file"),
     )
 
 
@@ -256,10 +258,11 @@ def _run_host(ctx: RunContext, host: Any, actions: Mapping[str, Action], results
     recap = HostRecap()
     session: Session | None = None
     hctx = HostContext(ctx, host, None)
+    host_vars = ctx.resolve_vars({}, host, ctx.playbook.vars, ctx.cli_vars)
     if ctx.mode != "dry-run":
         start = time.monotonic()
         try:
-            session = Session(endpoint(host)).open()
+            session = Session(endpoint(host, host_vars)).open()
         except Unreachable as exc:
             recap.unreachable = True
             recap.message = str(exc)
@@ -270,7 +273,7 @@ def _run_host(ctx: RunContext, host: Any, actions: Mapping[str, Action], results
         hctx.session = session
     failed = False
     locked = False
-    remote_dir = str(ctx.resolve_vars({}, host, ctx.playbook.vars, ctx.cli_vars).get("remote_dir", "/var/lib/llmfleet"))
+    remote_dir = str(host_vars.get("remote_dir", "/var/lib/llmfleet"))
     try:
         if ctx.mode == "apply" and ctx.playbook.lock and session is not None:
             got = session.run(shell.join(hostlock.acquire(remote_dir)), timeout=60)

@@ -81,6 +81,23 @@ def test_second_deploy_changes_nothing(lab):
         assert rec["changed"] == 0 and rec["failed"] == 0, (host, rec)
 
 
+def test_serial_batches_reach_every_host(lab):
+    r = _deploy("--serial", "50%")
+    assert r.code == 0, r.stderr[-3000:]
+    assert sorted(r.json["recap"]) == sorted(h.name for h in lab.hosts)
+    assert all(rec["changed"] == 0 and rec["failed"] == 0 for rec in r.json["recap"].values())
+
+
+def test_an_unknown_host_key_is_refused(lab, tmp_path):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    r = _deploy("--set", f"known_hosts_file={empty}")
+    assert r.code == 1
+    for host in lab.hosts:
+        rec = r.json["recap"][host.name]
+        assert rec["unreachable"] is True and f"host key of {host.address}:22 is not in {empty}" in rec["message"]
+
+
 def test_check_mode_reports_the_change_and_makes_none(lab):
     before = {h.name: _container_id(h.name) for h in lab.hosts}
     r = _deploy("--check", "--context-length", "32768")
@@ -142,6 +159,21 @@ def test_preflight_failure_says_what_and_how_to_fix(lab):
     assert r.code == 1
     assert "numa_balancing is 1" in r.stderr and "echo 0 > /proc/sys/kernel/numa_balancing" in r.stderr
     assert r.json["recap"][host.name]["failed"] == 1
+
+
+def test_deploy_lock_and_audit_log(lab):
+    from llmfleet.lab import host_exec
+
+    host = lab.hosts[0]
+    audit_before = host_exec(host.name, ["cat", "/var/lib/llmfleet/audit.log"]).stdout
+    assert " deploy run=" in audit_before and " ok" in audit_before  # every earlier deploy left a line
+    host_exec(host.name, ["sh", "-c", 'mkdir /var/lib/llmfleet/lock && echo \'{"by": "ops@elsewhere"}\' > /var/lib/llmfleet/lock/owner'])
+    r = _deploy(hosts=host.name)
+    assert r.code == 1 and "locked by another run" in r.json["recap"][host.name]["message"]
+    assert "ops@elsewhere" in r.json["recap"][host.name]["message"]
+    assert cli("unlock", "--hosts", host.name).code == 0
+    assert _deploy(hosts=host.name).code == 0
+    assert host_exec(host.name, ["test", "-d", "/var/lib/llmfleet/lock"]).returncode != 0
 
 
 def test_a_crashing_server_fails_with_its_logs_and_a_diagnosis(lab):

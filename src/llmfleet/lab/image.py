@@ -14,7 +14,6 @@ CI run on the same machine reuses it. Every image carries its recipe hash as a l
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -30,6 +29,7 @@ from typing import Iterator, Sequence
 
 from .. import catalog, paths, yamlsrc
 from ..errors import InputError
+from .state import locked  # one build at a time per cache directory (tests and `lab.up` may race)
 
 RECIPE_FORMAT = "llmfleet-lab-image/1"  # bump when the build steps change meaning
 LABEL_SIMULATED = "org.llmfleet.lab.simulated"
@@ -342,18 +342,6 @@ class _Steps:
         return proc
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """One build at a time per cache directory (tests and `lab.up` may race)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _docker(docker_host: str, *args: str) -> list[str]:
     return ["docker", "-H", docker_host, *args]
 
@@ -576,7 +564,7 @@ def ensure_images(docker_host: str) -> dict[str, str]:
         return result
 
     cache = cache_root()
-    with _locked(cache / ".lock"), _Steps(cache / "build.log") as steps:
+    with locked(cache / ".lock"), _Steps(cache / "build.log") as steps:
         started = time.monotonic()
         base_ref = f"{BASE_REPO}:{bhash[:16]}"
         if base_ref not in _inspect_images(docker_host, [base_ref]):
