@@ -106,6 +106,7 @@ def report_json(rep: Report) -> dict[str, Any]:
         "kind": m.get("kind"),
         "model": m.get("model"),
         "sglang_version": m.get("sglang_version"),
+        "simulated": bool(m.get("simulated")),
         "hosts": rep.hosts,
         "profiles": rep.profiles,
         "baseline": rep.baseline.label,
@@ -126,6 +127,8 @@ def render_console(rep: Report, console: Console) -> None:
         f"[bold]run {rep.run.run_id}[/]  kind={m.get('kind', '-')}  model={m.get('model', '-')}  "
         f"sglang={m.get('sglang_version', '-')}  baseline=[bold]{rep.baseline.label}[/]"
     )
+    if m.get("simulated"):
+        console.print("[bold magenta]SIMULATED[/] lab run: GPUs and model are simulated; not a benchmark of hardware")
     for note in rep.baseline.notes:
         console.print(f"[yellow]note:[/] {note}")
     if rep.verified:

@@ -75,6 +75,8 @@ def execute(req: Request, console: Console) -> runner.RunReport:
         "flags": {k: v for k, v in cli_vars.items() if k != "model"},
         "toolkit_version": __version__,
         "inventory": str(req.inventory or "inventory/"),
+        # lab hosts simulate GPUs and model: their numbers must never pass for hardware results
+        "simulated": all(h.vars.get("lab") is True for h in hosts),
     }
     with archive.new_run(meta) as run:
         ctx.run_id = run.run_id

@@ -190,3 +190,20 @@ def _container_id(host: str) -> str:
     from llmfleet.lab import host_exec
 
     return host_exec(host, ["docker", "inspect", "--format", "{{.Id}}", "llmfleet-sglang"]).stdout.strip()
+
+
+def test_pull_path_fetches_from_the_lab_registry_and_push_then_has_nothing_to_do(lab):
+    from llmfleet.lab import host_exec
+
+    host = lab.hosts[-1]
+    tag = "lmsysorg/sglang:v0.5.9-rocm720-mi30x"
+    host_exec(host.name, ["docker", "rm", "-f", "llmfleet-sglang"])
+    assert host_exec(host.name, ["docker", "rmi", tag]).returncode == 0
+    r = _deploy("--image-source", "pull", hosts=host.name)
+    assert r.code == 0, r.stderr[-3000:]
+    image_step = next(s for s in r.json["steps"] if s["step"] == "SGLang image on the host")
+    assert image_step["status"] == "changed" and "pulled" in image_step["message"]
+    # the registry served the control engine's image: the push path finds the same ID and skips
+    r = _deploy(hosts=host.name)
+    image_step = next(s for s in r.json["steps"] if s["step"] == "SGLang image on the host")
+    assert image_step["status"] == "ok" and "already there" in image_step["message"]

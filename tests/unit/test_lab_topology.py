@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import pytest
 import yaml
@@ -166,3 +167,18 @@ def test_dockerd_runs_without_iptables_or_bridge_and_through_labrunc():
     assert argv[argv.index("--default-runtime") + 1] == "labrunc"
     assert argv[argv.index("--add-runtime") + 1] == "labrunc=/r/labrunc"
     assert argv[argv.index("--host") + 1] == "unix:///var/run/docker.sock"
+
+
+def test_engines_know_the_lab_registry():
+    import json as _json
+
+    from llmfleet.lab import registry
+
+    host = _json.loads(configs.daemon_json("/k.json", registry.ADDRESS, mirror=True))
+    assert host == {"deprecated-key-path": "/k.json", "insecure-registries": ["10.213.0.1:5000"],
+                    "registry-mirrors": ["http://10.213.0.1:5000"]}  # fmt: skip
+    control = _json.loads(configs.daemon_json("/k.json", registry.ADDRESS))
+    assert "registry-mirrors" not in control and control["insecure-registries"] == ["10.213.0.1:5000"]
+    cfg = yaml.safe_load(registry.config_yaml(Path("/cache/registry")))
+    assert cfg["http"]["addr"] == "10.213.0.1:5000"  # the bridge only: nothing listens elsewhere
+    assert cfg["storage"]["filesystem"]["rootdirectory"] == "/cache/registry"

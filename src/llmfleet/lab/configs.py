@@ -78,9 +78,15 @@ def dockerd_argv(
     ]
 
 
-def daemon_json(key_path: str) -> str:
-    """The engine's config file: its own identity key (20.10 otherwise shares /etc/docker/key.json)."""
-    return json.dumps({"deprecated-key-path": key_path}, indent=2) + "\n"
+def daemon_json(key_path: str, registry: str | None = None, mirror: bool = False) -> str:
+    """The engine's config file: its own identity key (20.10 otherwise shares /etc/docker/key.json),
+    and the lab registry (plain HTTP on the bridge), as a mirror of Docker Hub for hosts."""
+    doc: dict = {"deprecated-key-path": key_path}
+    if registry:
+        doc["insecure-registries"] = [registry]
+        if mirror:
+            doc["registry-mirrors"] = [f"http://{registry}"]
+    return json.dumps(doc, indent=2) + "\n"
 
 
 def sshd_argv(config: str) -> list[str]:

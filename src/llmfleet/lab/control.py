@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import configs, hostfs, hosts, procs
+from . import configs, hostfs, hosts, procs, registry
 from .hosts import HostError, Machine
 from .layout import Layout, control_cache_dir
 from .state import State
@@ -44,7 +44,8 @@ def start(layout: Layout, state: State) -> None:
     data_root = control_cache_dir()
     data_root.mkdir(parents=True, exist_ok=True)
     hosts.write_file(cdir / "bin" / "labrunc", (hosts.FILES / "labrunc").read_text(), 0o755)
-    hosts.write_file(cdir / "daemon.json", configs.daemon_json(str(cdir / "docker-key.json")), 0o644)
+    daemon = configs.daemon_json(str(cdir / "docker-key.json"), registry.ADDRESS)
+    hosts.write_file(cdir / "daemon.json", daemon, 0o644)
     (cdir / "opt").mkdir(exist_ok=True)
     if sock.exists():
         sock.unlink()  # left by an engine that died without cleaning up
@@ -77,6 +78,7 @@ def start(layout: Layout, state: State) -> None:
 def stop(state: State) -> None:
     c = state.data["control"]
     mnts = procs.live_namespaces([c.get(k) for k in ("init", "dockerd", "containerd")], "mnt")
+    registry.stop(state)
     procs.stop([c.get("dockerd")], timeout=20)
     procs.stop([c.get("containerd"), c.get("init")], timeout=10)
     procs.stop(procs.in_namespaces(mnts=mnts), timeout=5)
@@ -88,8 +90,9 @@ def stop(state: State) -> None:
 def purge_cache() -> None:
     """Remove the control engine's data root (its images); only when the engine is stopped."""
     path = control_cache_dir()
-    if path.exists():
-        hosts.remove_tree(path)
+    for tree in (path, registry.storage_dir()):
+        if tree.exists():
+            hosts.remove_tree(tree)
     parent = path.parent
     if parent.exists() and not os.listdir(parent):
         parent.rmdir()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .. import paths
-from . import configs, control, faults, hostfs, hosts, netns, procs, smi
+from . import configs, control, faults, hostfs, hosts, netns, procs, registry, smi
 from . import topology as topo
 from .layout import REMOTE_DIR, HostFiles, Layout
 from .state import State, locked
@@ -41,7 +41,7 @@ REQUIRED = [
     ("ip", "iproute2"), ("tc", "iproute2"), ("nsenter", "util-linux"), ("unshare", "util-linux"),
     ("nft", "nftables"), ("/usr/sbin/sshd", "openssh-server"), ("ssh-keygen", "openssh-client"),
     ("/usr/sbin/dockerd", "docker.io"), ("containerd", "containerd"), ("/usr/sbin/runc", "runc"),
-    ("/usr/bin/python3", "python3"), ("sleep", "coreutils"),
+    ("/usr/bin/python3", "python3"), ("sleep", "coreutils"), (registry.BINARY, "docker-registry"),
 ]
 
 Progress = Callable[[str], None]
@@ -314,8 +314,14 @@ def _ensure_images(layout: Layout, state: State, say: Progress) -> None:
         raise LabError(f"cannot build the lab images ({exc}); run `invoke lab.up --no-images`") from None
     say("images: checking the control engine's cache")
     built = ensure_images(layout.control_docker_host)
+    if state.data.get("registry_images") != built:
+        say(f"images: publishing to the lab registry at {registry.ADDRESS} (for --image-source pull)")
+    registry.start(layout, state)
+    if state.data.get("registry_images") != built or not registry.has_tags(list(built)):
+        registry.publish(layout.control_docker_host, list(built))
     with state.update() as data:
         data["images"] = dict(built)
+        data["registry_images"] = dict(built)
 
 
 def _write_inventory(layout: Layout, state: State, wanted: dict[str, topo.HostNet]) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import configs, hostfs, netns, procs, smi
+from . import configs, hostfs, netns, procs, registry, smi
 from . import topology as topo
 from .layout import DEFAULT_PATH, HostFiles, Layout
 from .state import State
@@ -114,7 +114,8 @@ def write_files(layout: Layout, h: HostNet, client_pubkey: str, machine: Machine
         run_checked(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{h.name}", "-f", str(hf.host_key)])
     write_file(hf.sshd_config, configs.sshd_config(h.name, h.address), 0o644)
     hf.path(HostFiles.DOCKER).mkdir(parents=True, exist_ok=True)
-    write_file(hf.path("daemon.json"), configs.daemon_json(HostFiles.inside("docker-key.json")), 0o644)
+    daemon = configs.daemon_json(HostFiles.inside("docker-key.json"), registry.ADDRESS, mirror=True)
+    write_file(hf.path("daemon.json"), daemon, 0o644)
     hf.path(HostFiles.BIN).mkdir(parents=True, exist_ok=True)
     write_file(hf.path(HostFiles.BIN, "labrunc"), (FILES / "labrunc").read_text(), 0o755)
     hf.path(HostFiles.LOG).mkdir(parents=True, exist_ok=True)
