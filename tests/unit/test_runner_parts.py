@@ -63,3 +63,15 @@ def test_diagnose_finds_known_signatures():
     found = diagnose.diagnose(log)
     assert found and "flavour" in found[0].fix and "invalid device function" in found[0].evidence
     assert diagnose.diagnose("all is well\nThe server is fired up and ready to roll!") == []
+
+
+def test_saved_images_are_pruned_to_the_newest(tmp_path):
+    from llmfleet.actions.image import prune
+
+    for i, name in enumerate(["a.tar", "b.tar", "c.tar"]):
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (1000 + i, 1000 + i))
+    (tmp_path / "keep.partial").write_bytes(b"x")
+    removed = prune(tmp_path, keep=2)
+    assert [p.name for p in removed] == ["a.tar"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.tar", "c.tar", "keep.partial"]

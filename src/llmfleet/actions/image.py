@@ -20,6 +20,7 @@ from ..commands import docker
 from ..runner import CHANGED, OK, HostContext, StepFailed
 
 CHUNK = 1 << 20
+KEEP_TARS = 2  # saved images kept on the control node (the current one and the one before)
 
 
 @dataclass
@@ -76,8 +77,17 @@ class ControlImages:
                     if proc.returncode != 0:
                         raise StepFailed(f"docker save {tag} failed on the control node: {proc.stderr.strip()[:200]}")
                     tmp.rename(path)
+                    prune(path.parent, keep=KEEP_TARS)
                 image.tar = path
             return image
+
+
+def prune(directory: Path, keep: int) -> list[Path]:
+    """Delete all but the `keep` newest saved images: each is hundreds of MB to GBs."""
+    tars = sorted(directory.glob("*.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in tars[keep:]:
+        old.unlink(missing_ok=True)
+    return tars[keep:]
 
 
 def _chunks(path: Path) -> Iterator[bytes]:

@@ -71,57 +71,42 @@ def openai_finish(finish: dict | None) -> tuple[str | None, Any]:
     return finish["type"], finish.get("matched")
 
 
-def completion_response(rid: str, created: int, model: str, text: str, finish: dict | None, prompt_tokens: int,
-                        completion_tokens: int) -> dict[str, Any]:
+def _openai(rid: str, obj: str, created: int, model: str, field: str, payload: Any, finish: dict | None,
+            usage_doc: dict[str, Any] | None, final: bool) -> dict[str, Any]:
+    """The OpenAI envelope SGLang wraps every completion, chat answer and stream chunk in."""
     reason, matched = openai_finish(finish)
-    return {
+    doc = {
         "id": rid,
-        "object": "text_completion",
+        "object": obj,
         "created": created,
         "model": model,
-        "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": reason, "matched_stop": matched}],
-        "usage": usage(prompt_tokens, completion_tokens),
-        "metadata": {"weight_version": "default"},
+        "choices": [{"index": 0, field: payload, "logprobs": None, "finish_reason": reason, "matched_stop": matched}],
+        "usage": usage_doc,
     }
+    if final:
+        doc["metadata"] = {"weight_version": "default"}
+    return doc
+
+
+def completion_response(rid: str, created: int, model: str, text: str, finish: dict | None, prompt_tokens: int,
+                        completion_tokens: int) -> dict[str, Any]:
+    return _openai(rid, "text_completion", created, model, "text", text, finish,
+                   usage(prompt_tokens, completion_tokens), final=True)  # fmt: skip
 
 
 def completion_chunk(rid: str, created: int, model: str, delta: str, finish: dict | None) -> dict[str, Any]:
-    reason, matched = openai_finish(finish)
-    return {
-        "id": rid,
-        "object": "text_completion",
-        "created": created,
-        "model": model,
-        "choices": [{"index": 0, "text": delta, "logprobs": None, "finish_reason": reason, "matched_stop": matched}],
-        "usage": None,
-    }
+    return _openai(rid, "text_completion", created, model, "text", delta, finish, None, final=False)
 
 
 def chat_response(rid: str, created: int, model: str, text: str, finish: dict | None, prompt_tokens: int,
                   completion_tokens: int) -> dict[str, Any]:
-    reason, matched = openai_finish(finish)
     message = {"role": "assistant", "content": text, "reasoning_content": None, "tool_calls": None}
-    return {
-        "id": rid,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": reason, "matched_stop": matched}],
-        "usage": usage(prompt_tokens, completion_tokens),
-        "metadata": {"weight_version": "default"},
-    }
+    return _openai(rid, "chat.completion", created, model, "message", message, finish,
+                   usage(prompt_tokens, completion_tokens), final=True)  # fmt: skip
 
 
 def chat_chunk(rid: str, created: int, model: str, delta: dict[str, Any], finish: dict | None) -> dict[str, Any]:
-    reason, matched = openai_finish(finish)
-    return {
-        "id": rid,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason, "matched_stop": matched}],
-        "usage": None,
-    }
+    return _openai(rid, "chat.completion.chunk", created, model, "delta", delta, finish, None, final=False)
 
 
 def usage_chunk(rid: str, created: int, model: str, obj: str, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
