@@ -18,6 +18,7 @@ from .errors import InputError
 from .facts import HostFacts
 
 MANAGED_LABEL = "org.llmfleet.managed"
+PORT_LABEL = "org.llmfleet.port"
 CONTAINER_WORKDIR = "/llmfleet"  # the host's <remote_dir>/work inside the container
 CONTAINER_HF_HOME = "/root/.cache/huggingface"
 
@@ -85,7 +86,11 @@ class Deployment:
         return sglang.server(self.server)
 
     def run_argv(self, config_hash: str | None = None) -> list[str]:
-        labels = {MANAGED_LABEL: "true", f"{docker.LABEL_PREFIX}.model": self.model.key}
+        labels = {
+            MANAGED_LABEL: "true",
+            f"{docker.LABEL_PREFIX}.model": self.model.key,
+            PORT_LABEL: str(self.server.port),  # `status` and `logs` find the server without flags
+        }
         if config_hash:
             labels[docker.CONFIG_LABEL] = config_hash
         return docker.run(

@@ -7,8 +7,6 @@ so the tests share one lab and run top to bottom.
 from __future__ import annotations
 
 import json
-import os
-import stat
 import urllib.request
 from pathlib import Path
 

@@ -122,7 +122,8 @@ def server_status(ctx: HostContext, args: dict) -> tuple[str, str]:
     current = ctx.facts.container if ctx.facts else None
     if current is None:
         return OK, f"no container {name}"
-    status, code, answer = poll(ctx, name, int(ctx.vars.get("port", 8000)))
+    port = int(current.labels.get(deployment.PORT_LABEL) or ctx.vars.get("port", 8000))
+    status, code, answer = poll(ctx, name, port)
     model = current.labels.get(f"{docker.LABEL_PREFIX}.model", "?")
     return OK, f"{name} {status}, model {model}, /health {answer.get('health', '-')}, config {current.labels.get(docker.CONFIG_LABEL, '?')}"
 
