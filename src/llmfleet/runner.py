@@ -307,7 +307,8 @@ def _run_host(ctx: RunContext, host: Any, actions: Mapping[str, Action], results
                     recap.message = str(exc)
                     status, message = FAILED, str(exc)
                 except Exception as exc:  # a bug or an unexpected host answer: fail this host, not the run
-                    status, message = FAILED, f"internal error in {step.action}: {exc.__class__.__name__}: {exc}"
+                    detail = shell.mask(f"{exc.__class__.__name__}: {exc}", ctx.secrets)
+                    status, message = FAILED, f"internal error in {step.action}: {detail}"
                 if status == CHANGED and ctx.mode != "apply" and not hctx.planned and not message:
                     message = "would change"
                 result = StepResult(host.name, role.name, step.name, status, message, list(hctx.planned),
