@@ -29,6 +29,30 @@ def _bool(value: Any) -> bool:
     return bool(value)
 
 
+DEFAULT_REMOTE_DIR = "/var/lib/llmfleet"
+DEFAULT_CONTAINER = "llmfleet-sglang"
+
+
+def remote_dir(v: Mapping[str, Any]) -> str:
+    """The toolkit's folder on a host (roles/preflight/defaults.yml documents it)."""
+    return str(v.get("remote_dir") or DEFAULT_REMOTE_DIR).rstrip("/")
+
+
+def container_name(v: Mapping[str, Any]) -> str:
+    return str(v.get("container_name") or DEFAULT_CONTAINER)
+
+
+def hf_home(v: Mapping[str, Any]) -> str:
+    """The host's Hugging Face cache: `hf_home`, or <remote_dir>/hf."""
+    return str(v.get("hf_home") or f"{remote_dir(v)}/hf")
+
+
+def image_tag(catalog: Catalog, v: Mapping[str, Any], hardware: Hardware) -> tuple[str, str]:
+    """(SGLang version, image tag): the `image` variable, or the catalog's tag for this hardware."""
+    version = str(v.get("sglang_version") or catalog.images["default_version"])
+    return version, str(v.get("image") or catalog.image_tag(version, hardware))
+
+
 def detect_hardware(catalog: Catalog, facts: HostFacts | None, declared: str | None) -> Hardware:
     """The host's hardware kind: the inventory's `hardware` var, checked against what the GPUs say.
 
@@ -123,8 +147,7 @@ def build(catalog: Catalog, v: Mapping[str, Any], facts: HostFacts | None, has_s
         raise InputError("no model given: pass --model scout|maverick")
     model = catalog.model(str(v["model"]))
     hardware = detect_hardware(catalog, facts, v.get("hardware"))
-    version = str(v.get("sglang_version") or catalog.images["default_version"])
-    image = str(v.get("image") or catalog.image_tag(version, hardware))
+    version, image = image_tag(catalog, v, hardware)
     launcher = str(v.get("launcher") or catalog.launcher(version))
     quant = str(v.get("quant", "bf16"))
     if quant not in ("bf16", "fp8"):
@@ -155,8 +178,8 @@ def build(catalog: Catalog, v: Mapping[str, Any], facts: HostFacts | None, has_s
         launcher=launcher,
         extra_args=tuple(str(a) for a in extra),
     )
-    remote_dir = str(v.get("remote_dir", "/var/lib/llmfleet")).rstrip("/")
-    container = str(v.get("container_name", "llmfleet-sglang"))
+    root = remote_dir(v)
+    container = container_name(v)
     return Deployment(
         model=model,
         hardware=hardware,
@@ -165,7 +188,7 @@ def build(catalog: Catalog, v: Mapping[str, Any], facts: HostFacts | None, has_s
         container=container,
         server=spec,
         device_flags=tuple(catalog.device_flags[hardware.vendor]),
-        remote_dir=remote_dir,
-        hf_home=str(v.get("hf_home") or f"{remote_dir}/hf"),
-        env_file=f"{remote_dir}/secrets/{container}.env" if has_secrets else None,
+        remote_dir=root,
+        hf_home=hf_home(v),
+        env_file=f"{root}/secrets/{container}.env" if has_secrets else None,
     )

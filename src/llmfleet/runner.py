@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import facts as factlib
-from . import hostlock, shell
+from . import deployment, hostlock, shell
 from .catalog import Catalog
 from .errors import InputError
 from .playbook import Playbook, Step
@@ -273,7 +273,7 @@ def _run_host(ctx: RunContext, host: Any, actions: Mapping[str, Action], results
         hctx.session = session
     failed = False
     locked = False
-    remote_dir = str(host_vars.get("remote_dir", "/var/lib/llmfleet"))
+    remote_dir = deployment.remote_dir(host_vars)
     try:
         if ctx.mode == "apply" and ctx.playbook.lock and session is not None:
             got = session.run(shell.join(hostlock.acquire(remote_dir)), timeout=60)

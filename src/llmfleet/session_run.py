@@ -7,7 +7,6 @@ The tasks in ``llmfleet.cli`` call :func:`execute`; it owns the order of things
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
 from rich.console import Console
@@ -134,6 +133,3 @@ def failures(report: runner.RunReport, console: Console) -> None:
         if r.status == runner.FAILED:
             console.print(f"\n[bold red]{r.host} {r.role} : {r.step} failed[/]\n  {escape(r.message)}", soft_wrap=True)
 
-
-def archive_path(report: runner.RunReport) -> Path | None:
-    return Path(report.archive) if report.archive else None

@@ -130,6 +130,13 @@ def test_status_reports_every_host(lab):
         assert r.json["recap"][host.name]["failed"] == 0
 
 
+def test_logs_prints_each_hosts_server_log(lab):
+    host = lab.hosts[0]
+    r = cli("logs", "--hosts", host.name, "--lines", "500")
+    assert r.code == 0, r.stderr[-2000:]
+    assert f"{host.name} | " in r.stderr and "The server is fired up and ready to roll!" in r.stderr
+
+
 def test_unreachable_host_does_not_stop_the_others(lab):
     from llmfleet.lab import lab_fault
 

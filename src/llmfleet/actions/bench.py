@@ -184,12 +184,10 @@ def collect(ctx: HostContext, args: dict) -> tuple[str, str]:
     if ctx.mode != "apply":
         ctx.planned.append("fetch <remote_dir>/work/runs/<run-id>/, docker logs and docker inspect into the archive")
         return OK, ""
-    dep = ctx.state.get("deployment")
-    remote_dir = dep.remote_dir if dep else str(ctx.vars.get("remote_dir", "/var/lib/llmfleet"))
-    container = dep.container if dep else str(ctx.vars.get("container_name", "llmfleet-sglang"))
+    container = deployment.container_name(ctx.vars)
     fetched = 0
     if ctx.run.run_id and ctx.session is not None:
-        remote_run = f"{remote_dir}/work/runs/{ctx.run.run_id}"
+        remote_run = f"{deployment.remote_dir(ctx.vars)}/work/runs/{ctx.run.run_id}"
         try:
             files = ctx.session.listdir_recursive(remote_run)
         except OSError:

@@ -9,21 +9,19 @@ from .. import deployment
 from .. import facts as factlib
 from ..errors import InputError
 from ..facts import HostFacts
-from ..runner import CHANGED, FAILED, OK, HostContext, StepFailed
+from ..runner import CHANGED, OK, HostContext, StepFailed
 
 
 def fact_query(v: Mapping[str, Any], catalog: Any) -> factlib.FactQuery:
     """What to look at on the host; the image tag is a guess until the arch is known."""
-    remote_dir = str(v.get("remote_dir", "/var/lib/llmfleet")).rstrip("/")
     model = catalog.model(str(v["model"])) if v.get("model") else None
     image = str(v.get("image") or "")
     if not image and v.get("hardware"):
-        version = str(v.get("sglang_version") or catalog.images["default_version"])
-        image = catalog.image_tag(version, catalog.hw(str(v["hardware"])))
+        _, image = deployment.image_tag(catalog, v, catalog.hw(str(v["hardware"])))
     return factlib.FactQuery(
         image=image or "none",
-        container=str(v.get("container_name", "llmfleet-sglang")),
-        hf_home=str(v.get("hf_home") or f"{remote_dir}/hf"),
+        container=deployment.container_name(v),
+        hf_home=deployment.hf_home(v),
         hf_id=model.hf_id if model else "none/none",
     )
 
@@ -104,7 +102,7 @@ def check_gpus(f: HostFacts, v: Mapping[str, Any], d: deployment.Deployment) -> 
 
 
 def check_numa(f: HostFacts, v: Mapping[str, Any], d: deployment.Deployment) -> Check:
-    if f.numa_balancing in (0, None) and f.numa_balancing is not None:
+    if f.numa_balancing == 0:
         return Check(True, "numa_balancing 0")
     if f.numa_balancing is None:
         return Check(False, "cannot read /proc/sys/kernel/numa_balancing", "check the kernel")
@@ -185,10 +183,10 @@ def unlock(ctx: HostContext, args: dict) -> tuple[str, str]:
     """Break a stale deploy lock (a run that died without releasing it)."""
     from .. import hostlock
 
-    remote_dir = str(ctx.vars.get("remote_dir", "/var/lib/llmfleet"))
-    if ctx.mode != "dry-run" and not ctx.probe(["test", "-d", hostlock.lock_dir(remote_dir)]).ok:
+    root = deployment.remote_dir(ctx.vars)
+    if ctx.mode != "dry-run" and not ctx.probe(["test", "-d", hostlock.lock_dir(root)]).ok:
         return OK, "not locked"
-    ctx.change(hostlock.release(remote_dir))
+    ctx.change(hostlock.release(root))
     return CHANGED, "lock removed"
 
 
@@ -197,5 +195,3 @@ ACTIONS = {
     "gather_facts": (gather_facts, set()),
     "preflight": (preflight, {"checks"}),
 }
-
-__all__ = ["ACTIONS", "CHECKS", "CHANGED", "FAILED"]

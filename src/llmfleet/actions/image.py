@@ -109,12 +109,12 @@ def host_image_id(ctx: HostContext, tag: str) -> str | None:
 
 
 def _push(ctx: HostContext, tag: str) -> tuple[str, str]:
-    images: ControlImages = ctx.run.shared.setdefault("control_images", ControlImages(ctx.vars.get("control_docker_host")))
     if ctx.mode == "dry-run":
         src = ctx.vars.get("control_docker_host")
         save = shell.join(docker.save(tag, src))
         ctx.planned.append(f"{save} | ssh {ctx.host.address} {shell.join(docker.load())}  # on the control node")
         return CHANGED, ""
+    images: ControlImages = ctx.run.shared.setdefault("control_images", ControlImages(ctx.vars.get("control_docker_host")))
     wanted = images.inspect(tag)
     if host_image_id(ctx, tag) == wanted.image_id:
         ctx.state["image_id"] = wanted.image_id

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from .. import deployment, diagnose, secrets
+from rich.markup import escape
+
+from .. import deployment, diagnose, secrets, shell
 from ..commands import docker
 from ..runner import CHANGED, OK, HostContext, StepFailed
 
@@ -118,7 +120,7 @@ def wait_healthy(ctx: HostContext, args: dict) -> tuple[str, str]:
 
 def server_status(ctx: HostContext, args: dict) -> tuple[str, str]:
     """One line per host: container state, config hash, health."""
-    name = str(ctx.vars.get("container_name", "llmfleet-sglang"))
+    name = deployment.container_name(ctx.vars)
     current = ctx.facts.container if ctx.facts else None
     if current is None:
         return OK, f"no container {name}"
@@ -129,19 +131,20 @@ def server_status(ctx: HostContext, args: dict) -> tuple[str, str]:
 
 
 def server_logs(ctx: HostContext, args: dict) -> tuple[str, str]:
-    name = str(ctx.vars.get("container_name", "llmfleet-sglang"))
+    name = deployment.container_name(ctx.vars)
     tail = int(ctx.vars.get("log_lines", 100))
     result = ctx.probe(docker.logs(name, tail=tail), timeout=60)
     if not result.ok and "No such container" in result.stderr:
         raise StepFailed(f"no container {name}")
-    text = (result.stdout + result.stderr).rstrip()
-    ctx.state["logs"] = text
+    text = shell.mask((result.stdout + result.stderr).rstrip(), ctx.run.secrets)
+    for line in text.splitlines():
+        ctx.run.emit(f"[bold]{ctx.name}[/] | {escape(line)}")
     ctx.run.keep(ctx.name, "server/docker.log", text)
     return OK, f"{len(text.splitlines())} lines"
 
 
 def stop_server(ctx: HostContext, args: dict) -> tuple[str, str]:
-    name = str(ctx.vars.get("container_name", "llmfleet-sglang"))
+    name = deployment.container_name(ctx.vars)
     if ctx.mode != "dry-run" and (ctx.facts is None or ctx.facts.container is None):
         return OK, f"no container {name}"
     ctx.change(docker.remove(name))

@@ -182,10 +182,8 @@ def status(c, hosts="", inventory=None, forks=None, json=False, set=None):
 @run_task
 def logs(c, hosts="", inventory=None, lines=100, forks=None, set=None):
     """The last lines of each host's server log."""
-    req = session_run.Request("logs", hosts or "all", inventory, "apply", {"log_lines": _num(lines, "lines"), **parse_sets(set)},
-                              _num(forks, "forks") or 32, archive=False)  # fmt: skip
-    report = session_run.execute(req, console)
-    return _finish(report, False)
+    cli_vars = {"log_lines": _num(lines, "lines"), **parse_sets(set)}
+    return _run("logs", hosts, inventory, "apply", cli_vars, forks, None, None, False, archive=False)
 
 
 @task(help=helps("hosts", "inventory", "forks", "json", "set", dry_run="Print each host's commands",
