@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Protocol
 
 import paramiko
 from fabric import Connection
@@ -37,6 +37,21 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.exit_code == 0
+
+
+class SessionLike(Protocol):
+    """What the runner and the actions use of a session (``llmfleet.testing`` has a scripted one)."""
+
+    def run(self, command: str, *, stdin: bytes | Iterable[bytes] | None = None, timeout: float | None = None,
+            on_sent: Callable[[int], None] | None = None) -> Result: ...  # fmt: skip
+
+    def put_bytes(self, data: bytes, remote_path: str, mode: int = 0o644) -> None: ...
+
+    def get_bytes(self, remote_path: str) -> bytes: ...
+
+    def listdir_recursive(self, remote_dir: str) -> list[str]: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
