@@ -9,6 +9,7 @@ of a deploy, where an internal error would hide the server's own log tail.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -172,3 +173,21 @@ def diagnose(log_text: str, path: Path | None = None) -> list[Diagnosis]:
 def findings_json(found: list[Diagnosis]) -> dict[str, list[dict[str, str]]]:
     """``{"findings": [{"cause", "fix", "evidence", "signature"}, ...]}`` (the --json shape)."""
     return {"findings": [d.to_json() for d in found]}
+
+
+def step_message(found: list[Diagnosis]) -> str:
+    """A playbook step's message: a summary line, then the findings as one JSON line."""
+    head = f"likely cause: {found[0].cause}" if found else "no known failure signature in the log"
+    more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+    return f"{head}{more}\n{json.dumps(findings_json(found), sort_keys=True)}"
+
+
+def parse_step_message(message: str) -> list[dict[str, str]]:
+    """The findings :func:`step_message` wrote; [] for any other message."""
+    last = message.rstrip().rpartition("\n")[2]
+    try:
+        data = json.loads(last)
+    except ValueError:
+        return []
+    found = data.get("findings") if isinstance(data, dict) else None
+    return found if isinstance(found, list) else []
