@@ -15,9 +15,11 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Annotated, Any, Iterable, Literal
 
-from . import paths, yamlsrc
+import msgspec
+
+from . import paths, schema, yamlsrc
 from .archive import HostResults, host_meta, host_names
 from .errors import InputError
 
@@ -44,38 +46,58 @@ class Tolerances:
     skips: dict[str, dict[str, str]] = field(default_factory=dict)  # profile -> metric -> reason
 
 
-def _tolerance(metric: str, spec: Any, path: Path) -> Tolerance:
-    if not isinstance(spec, dict):
-        raise InputError(f"{metric}: expected a mapping", path)
-    line = spec.line_of("direction") if isinstance(spec, yamlsrc.LineDict) else None
-    if isinstance(spec, yamlsrc.LineDict):
-        yamlsrc.check_keys(spec, {"direction", "tolerance_pct", "tolerance_abs", "label"}, f"tolerance of {metric}")
-    direction = spec.get("direction")
-    if direction not in ("higher", "lower"):
-        raise InputError(f"{metric}: direction must be 'higher' or 'lower'", path, line)
-    pct, ab = spec.get("tolerance_pct"), spec.get("tolerance_abs")
-    if (pct is None) == (ab is None):
-        raise InputError(f"{metric}: give exactly one of tolerance_pct, tolerance_abs", path, line)
-    for v in (pct, ab):
-        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
-            raise InputError(f"{metric}: a tolerance is a number >= 0", path, line)
-    return Tolerance(metric, direction, pct, ab, str(spec.get("label") or metric))
+_Margin = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class ToleranceSpec(schema.Struct, frozen=True, kw_only=True):
+    """One metric's entry in tolerances.yml."""
+
+    direction: Literal["higher", "lower"]
+    tolerance_pct: _Margin | None = None
+    tolerance_abs: _Margin | None = None
+    label: str = ""
+
+
+class ProfileSpec(schema.Struct, frozen=True, kw_only=True):
+    """A profile's exceptions: metrics not compared (a list, or metric -> reason)."""
+
+    skip: dict[str, str] | list[str] = {}
+
+
+class TolerancesFile(schema.Struct, frozen=True, kw_only=True):
+    """catalog/tolerances.yml."""
+
+    bench: dict[str, ToleranceSpec] = {}
+    gsm8k: dict[str, ToleranceSpec] = {}
+    profiles: dict[str, ProfileSpec | None] = {}
+
+
+def _line_of(data: Any, *keys: str) -> int | None:
+    """The line of the deepest of ``keys`` found in YAML data (for messages the schema cannot give)."""
+    line = None
+    for key in keys:
+        if not isinstance(data, yamlsrc.LineDict) or key not in data:
+            break
+        line, data = data.line_of(key), data[key]
+    return line
 
 
 def parse_tolerances(data: Any, path: Path) -> Tolerances:
-    if not isinstance(data, dict):
-        raise InputError("expected a mapping with 'bench', 'gsm8k', 'profiles'", path)
-    if isinstance(data, yamlsrc.LineDict):
-        yamlsrc.check_keys(data, {"bench", "gsm8k", "profiles"}, "tolerances")
+    """tolerances.yml, checked by its schema; one of tolerance_pct/tolerance_abs per metric."""
+    spec = schema.convert(data, TolerancesFile, path=str(path), what="tolerances")
     tol = Tolerances()
     for section in ("bench", "gsm8k"):
-        for metric, spec in (data.get(section) or {}).items():
-            getattr(tol, section)[str(metric)] = _tolerance(str(metric), spec, path)
-    for profile, spec in (data.get("profiles") or {}).items():
-        skip = (spec or {}).get("skip") or {}
+        for metric, t in getattr(spec, section).items():
+            if (t.tolerance_pct is None) == (t.tolerance_abs is None):
+                raise InputError(f"tolerances {section}.{metric}: give exactly one of tolerance_pct, tolerance_abs",
+                                 path, _line_of(data, section, metric))
+            getattr(tol, section)[metric] = Tolerance(metric, t.direction, t.tolerance_pct, t.tolerance_abs,
+                                                      t.label or metric)
+    for profile, pspec in spec.profiles.items():
+        skip = pspec.skip if pspec else {}
         if isinstance(skip, list):
-            skip = {str(m): "not compared for this profile" for m in skip}
-        tol.skips[str(profile)] = {str(m): str(r) for m, r in skip.items()}
+            skip = {m: "not compared for this profile" for m in skip}
+        tol.skips[profile] = dict(skip)
     return tol
 
 
@@ -108,11 +130,49 @@ class Baseline:
         return self.hosts.get(host, self.default)
 
 
+MetricValue = str | int | float | None
+
+
+class RefProfile(schema.Struct, frozen=True, kw_only=True):
+    """One cookbook benchmark block: its workload and the figures printed."""
+
+    num_prompts: int | None = None
+    max_concurrency: int | None = None
+    metrics: dict[str, MetricValue] = {}
+
+
+class RefGsm8k(schema.Struct, frozen=True, kw_only=True):
+    num_questions: int | None = None
+    metrics: dict[str, MetricValue] = {}
+
+
+class RefModel(schema.Struct, frozen=True, kw_only=True):
+    bench: dict[str, RefProfile] = {}
+    gsm8k: RefGsm8k | None = None
+
+
+class RefEntry(schema.Struct, frozen=True, kw_only=True):
+    """One published revision of the cookbook for one kind of hardware."""
+
+    hardware: str
+    tp: int | None = None
+    sglang_version: str
+    image: str | None = None
+    source: str = ""
+    models: dict[str, RefModel]
+
+
+class ReferenceFile(schema.Struct, frozen=True, kw_only=True):
+    """catalog/reference.yml."""
+
+    entries: list[RefEntry]
+
+
 def load_reference(path: Path | None = None) -> dict[str, Any]:
+    """reference.yml as plain data, after its schema accepted it (``pick_entry`` reads it)."""
     path = Path(path) if path else paths.catalog_dir() / "reference.yml"
     data = yamlsrc.load(path)
-    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-        raise InputError("expected 'entries:' (a list)", path)
+    schema.convert(data, ReferenceFile, path=str(path), what="reference")
     return data
 
 
@@ -245,10 +305,11 @@ class Row:
         return asdict(self)
 
 
-def _num(v: Any) -> float | None:
+def number(v: Any) -> float | None:
+    """A figure that can be compared or drawn: a finite int or float; anything else is missing."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
-    return None if math.isnan(v) else v
+    return v if math.isfinite(v) else None
 
 
 def delta_pct(value: float, base: float) -> float | None:
@@ -259,7 +320,7 @@ def delta_pct(value: float, base: float) -> float | None:
 
 def judge(value: Any, base: Any, tol: Tolerance) -> tuple[float | None, str]:
     """(delta %, verdict) of one figure against its baseline."""
-    v, b = _num(value), _num(base)
+    v, b = number(value), number(base)
     if v is None or b is None:
         return None, "missing"
     d = delta_pct(v, b)
@@ -299,7 +360,8 @@ def compare(results: dict[str, HostResults], baseline: Baseline, tolerances: Tol
                     continue
                 value, ref = got.get(metric), base.get(metric)
                 if metric in skips:
-                    d = delta_pct(value, ref) if _num(value) is not None and _num(ref) is not None else None
+                    v, b = number(value), number(ref)
+                    d = delta_pct(v, b) if v is not None and b is not None else None
                     rows.append(Row(host, profile, metric, tol.label, value, ref, d, "skipped", skips[metric]))
                     continue
                 d, verdict = judge(value, ref, tol)

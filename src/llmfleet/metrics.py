@@ -102,10 +102,13 @@ GSM8K_KEYS: tuple[str, ...] = ("accuracy", "invalid", "latency_s", "output_throu
 
 def parse_number(token: str) -> int | float | None:
     """A number exactly as printed: "6101" -> 6101, "74.62" -> 74.62, "-0.00" -> -0.0."""
-    if _INT_RE.match(token):
-        return int(token)
-    if _FLOAT_RE.match(token):
-        return float(token)
+    try:
+        if _INT_RE.match(token):
+            return int(token)
+        if _FLOAT_RE.match(token):
+            return float(token)
+    except ValueError:  # an int longer than Python converts (4300 digits): no number a tool prints
+        return None
     return None
 
 
@@ -281,8 +284,31 @@ def from_result_record(record: dict[str, Any]) -> dict[str, Any]:
             pass  # None means "not set", like the text block
         elif value is None:
             continue  # accept_length is null without speculative decoding
+        if not isinstance(value, SCALARS):
+            continue  # a list or object where a figure belongs: no metric (and nothing deep to carry)
         out[ours] = value
     return out
+
+
+SCALARS = (str, int, float, bool, type(None))
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float made valid JSON: request_rate inf is "inf", others null.
+
+    Python's json writes ``Infinity``/``NaN``, which no other JSON reader accepts.
+    """
+    return _json_safe(value, None)
+
+
+def _json_safe(value: Any, key: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "inf" if key == "request_rate" and value > 0 else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v, None) for v in value]
+    return value
 
 
 def parse_jsonl(text: str) -> list[dict[str, Any]]:
@@ -301,7 +327,7 @@ def parse_jsonl(text: str) -> list[dict[str, Any]]:
             break
         try:
             obj, pos = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the stack: skip the line
             pos = text.find("\n", start)
             pos = end if pos < 0 else pos + 1
             continue
@@ -316,8 +342,19 @@ def parse_jsonl(text: str) -> list[dict[str, Any]]:
 def parse_file(path: str | Path) -> dict[str, Any]:
     """The metrics of a log file; a ``.jsonl``/``.json`` file is read as bench_serving --output-file."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if path.suffix in (".jsonl", ".json"):
+    return parse_named(path.name, path.read_text(encoding="utf-8", errors="replace"))
+
+
+def is_jsonl(name: str) -> bool:
+    """Whether a file is read as bench_serving --output-file (by its suffix)."""
+    return Path(name).suffix in (".jsonl", ".json")
+
+
+def parse_named(name: str, text: str, all_blocks: bool = False) -> Any:
+    """The metrics of a log's text (a list of every block with ``all_blocks``); the name picks JSONL or text."""
+    if all_blocks:
+        return parse_jsonl(text) if is_jsonl(name) else parse_blocks(text)
+    if is_jsonl(name):
         records = parse_jsonl(text)
         return records[-1] if records else {}
     return parse_text(text)

@@ -8,7 +8,7 @@ external assets: its charts are inline SVG drawn here (``svg_bars``).
 from __future__ import annotations
 
 import datetime as _dt
-import math
+import re
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -18,10 +18,12 @@ import jinja2
 from markupsafe import Markup
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from . import __version__, archive, compare, paths
+from . import __version__, archive, compare, metrics, paths
 from .archive import HostResults, RunInfo
 from .compare import Baseline, Row
+from .errors import InputError
 
 VERDICT_STYLE = {"ok": "green", "better": "bold cyan", "regression": "bold red", "missing": "yellow", "skipped": "dim"}
 VERDICT_COLOUR = {"ok": "#1a7f37", "better": "#0969da", "regression": "#cf222e", "missing": "#9a6700", "skipped": "#6e7781"}
@@ -79,10 +81,11 @@ def build_report(run: str | Path | None = None, baseline: str = "cookbook", root
 
 
 def fmt_value(v: Any) -> str:
+    """A figure as shown: "-" when absent, "invalid" when the log gave no finite number."""
     if v is None:
         return "-"
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return str(v)
+    if compare.number(v) is None:
+        return "invalid"
     if isinstance(v, int):
         return f"{v:,}"
     if abs(v) >= 1000:
@@ -99,8 +102,9 @@ def fmt_delta(d: float | None) -> str:
 
 
 def report_json(rep: Report) -> dict[str, Any]:
+    """The report as valid JSON (no NaN/Infinity: see metrics.json_safe)."""
     m = rep.run.manifest
-    return {
+    return metrics.json_safe({
         "run_id": rep.run.run_id,
         "path": str(rep.run.path),
         "kind": m.get("kind"),
@@ -117,47 +121,69 @@ def report_json(rep: Report) -> dict[str, Any]:
         "regressions": len(rep.regressions),
         "rows": [r.to_dict() for r in rep.rows],
         "results": {h: {"bench": r.bench, "gsm8k": r.gsm8k} for h, r in rep.results.items()},
-    }
+    })
 
 
 def render_console(rep: Report, console: Console) -> None:
-    """One rich table per host: profile, metric, value, baseline, delta, verdict."""
+    """One rich table per host: profile, metric, value, baseline, delta, verdict.
+
+    Everything from the archive is printed as ``Text`` (``plain``): never markup, no raw control characters.
+    """
     m = rep.run.manifest
-    console.print(
-        f"[bold]run {rep.run.run_id}[/]  kind={m.get('kind', '-')}  model={m.get('model', '-')}  "
-        f"sglang={m.get('sglang_version', '-')}  baseline=[bold]{rep.baseline.label}[/]"
-    )
+    console.print(Text.assemble(
+        ("run ", "bold"), (plain(rep.run.run_id), "bold"), f"  kind={plain(m.get('kind') or '-')}",
+        f"  model={plain(m.get('model') or '-')}  sglang={plain(m.get('sglang_version') or '-')}  baseline=",
+        (plain(rep.baseline.label), "bold"),
+    ))
     if m.get("simulated"):
         console.print("[bold magenta]SIMULATED[/] lab run: GPUs and model are simulated; not a benchmark of hardware")
     for note in rep.baseline.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(Text.assemble(("note:", "yellow"), " ", plain(note)))
     if rep.verified:
-        console.print(f"[bold red]archive check failed:[/] {'; '.join(rep.verified)}")
+        console.print(Text.assemble(("archive check failed:", "bold red"), " ", plain("; ".join(rep.verified))))
     for host in rep.hosts:
-        table = Table(title=f"{host}", title_justify="left", show_lines=False)
-        for col, just in (("Profile", "left"), ("Metric", "left"), ("Value", "right"), ("Baseline", "right"),
-                          ("Δ", "right"), ("Verdict", "left")):
-            table.add_column(col, justify=just)  # type: ignore[arg-type]
-        host_rows = [r for r in rep.rows if r.host == host]
-        last = None
-        for r in host_rows:
-            if last is not None and r.profile != last:
-                table.add_section()
-            last = r.profile
-            style = VERDICT_STYLE.get(r.verdict, "")
-            verdict = f"[{style}]{r.verdict}[/]" + (f" [dim]{escape_rich(r.note)}[/]" if r.note else "")
-            table.add_row(r.profile, r.label, fmt_value(r.value), fmt_value(r.baseline), fmt_delta(r.delta_pct), verdict)
-        if not host_rows:
-            table.add_row("-", "no results", "-", "-", "-", "[yellow]missing[/]")
-        console.print(table)
-    s = rep.summary
-    console.print(
-        " ".join(f"[{VERDICT_STYLE[k]}]{k}[/]={v}" for k, v in s.items() if v or k == "regression")
-    )
+        console.print(host_table(rep, host))
+    console.print(Text(" ").join(
+        Text(f"{k}={v}", style=VERDICT_STYLE[k]) for k, v in rep.summary.items() if v or k == "regression"
+    ))
 
 
-def escape_rich(text: str) -> str:
-    return text.replace("[", r"\[")
+def host_table(rep: Report, host: str) -> Table:
+    """One host's rows as a rich table (cells are Text, so no value is read as markup)."""
+    table = Table(title=Text(plain(host)), title_justify="left", show_lines=False)
+    for col, just in (("Profile", "left"), ("Metric", "left"), ("Value", "right"), ("Baseline", "right"),
+                      ("Δ", "right"), ("Verdict", "left")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    host_rows = [r for r in rep.rows if r.host == host]
+    last = None
+    for r in host_rows:
+        if last is not None and r.profile != last:
+            table.add_section()
+        last = r.profile
+        verdict = Text(r.verdict, style=VERDICT_STYLE.get(r.verdict, ""))
+        if r.note:
+            verdict.append(" " + plain(r.note), style="dim")
+        table.add_row(*(Text(plain(c)) for c in (r.profile, r.label, fmt_value(r.value), fmt_value(r.baseline),
+                                                  fmt_delta(r.delta_pct))), verdict)
+    if not host_rows:
+        table.add_row("-", "no results", "-", "-", "-", Text("missing", style="yellow"))
+    return table
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 256 else f"\\u{code:04x}"
+
+
+def plain(value: Any) -> str:
+    r"""Text from a run for the terminal: control and bidi characters shown as ``\xNN``, never sent raw.
+
+    A manifest or log can hold ``\x1b[...`` sequences that would rewrite the operator's screen.
+    """
+    return _UNPRINTABLE.sub(_shown, value if isinstance(value, str) else str(value))
 
 
 # --- SVG charts --------------------------------------------------------------------
@@ -188,14 +214,13 @@ def svg_bars(title: str, metrics: list[tuple[str, str]], series: list[Series], w
     ]
     y = top
     for key, label in groups:
-        vals = [s.values.get(key) for s in series]
-        vmax = max((v for v in vals if v is not None and math.isfinite(v)), default=0.0) or 1.0
+        vals = [compare.number(s.values.get(key)) for s in series]
+        vmax = max((v for v in vals if v is not None), default=0.0) or 1.0
         parts.append(f'<text x="{left - 8}" y="{y + group_h / 2 + 4:.1f}" font-size="12" text-anchor="end" '
                      f'fill="#1f2328">{escape(label)}</text>')
-        for i, s in enumerate(series):
-            v = s.values.get(key)
+        for i, (s, v) in enumerate(zip(series, vals)):
             by = y + i * (bar_h + gap)
-            if v is None or not math.isfinite(v):
+            if v is None:
                 parts.append(f'<text x="{left + 4}" y="{by + bar_h - 3}" font-size="11" fill="#6e7781">'
                              f'{escape(s.name)}: no value</text>')
                 continue
@@ -285,9 +310,16 @@ def render_html(rep: Report, template: str = "report.html.j2") -> str:
 
 
 def write_html(rep: Report, path: str | Path) -> Path:
+    """Write the HTML report; a folder or an unwritable path is an InputError (exit 2), not a traceback."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(rep), encoding="utf-8")
+    if path.is_dir():
+        raise InputError("--html names a folder; give a file name", path)
+    html = render_html(rep)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write the HTML report: {exc.strerror or exc}", path) from None
     return path
 
 
@@ -295,17 +327,26 @@ def write_html(rep: Report, path: str | Path) -> Path:
 
 
 def runs_table(root: Path | None = None, verify: bool = True) -> list[dict[str, Any]]:
-    """Every archived run as a row: id, kind, model, hosts, status, verified."""
+    """Every archived run as a row: id, kind, model, hosts, status, verified (and why not).
+
+    A run whose manifest is unreadable or malformed is a row with ``verified: false``
+    and its problems: it never stops the listing of the others.
+    """
     out = []
     for r in archive.list_runs(root):
-        problems = archive.verify_run(r.path) if verify else []
+        problems = list(r.problems)
+        if verify and not problems:
+            try:
+                problems = archive.verify_run(r.path)
+            except OSError as exc:  # the run folder itself vanished or is unreadable
+                problems = [f"cannot verify: {exc.strerror or exc}"]
         out.append({
             "run_id": r.run_id,
             "kind": r.kind,
             "model": r.model,
             "hosts": r.hosts,
             "status": r.status,
-            "verified": (not problems) if verify else None,
+            "verified": (not problems) if verify or r.problems else None,
             "problems": problems,
             "started_at": r.manifest.get("started_at"),
             "path": str(r.path),

@@ -50,8 +50,10 @@ def located(exc: msgspec.ValidationError, data: Any, type_: Any, path: str | Non
     segments = _segments(m.group("path") if m and m.group("path") else "$")
     node, line, names, typ = data, _line(data, None), [], type_
     for seg in segments:
-        if seg == "...":  # a mapping's value: msgspec does not say which key
-            break
+        if seg == "...":  # a mapping's value: msgspec does not say which key, so find it
+            seg = _failing_key(node, _child_type(typ, seg))
+            if seg is None:
+                break
         node_line = _line(node, seg)
         try:
             node = node[seg]
@@ -77,6 +79,16 @@ def located(exc: msgspec.ValidationError, data: Any, type_: Any, path: str | Non
     where = ".".join(names).replace(".[", "[")
     prefix = " ".join(p for p in (what, where) if p)
     return InputError(f"{prefix}: {message}" if prefix else message, path or getattr(data, "path", None), line)
+
+
+def _failing_key(mapping: Any, value_type: Any) -> Any:
+    """The first key of ``mapping`` whose value does not convert to ``value_type``, or None."""
+    for key, value in mapping.items() if isinstance(mapping, dict) else ():
+        try:
+            msgspec.convert(value, value_type)
+        except msgspec.ValidationError:
+            return key
+    return None
 
 
 def field_names(type_: Any) -> list[str]:

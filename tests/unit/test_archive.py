@@ -75,7 +75,7 @@ def test_verify_detects_a_changed_byte_and_missing_and_extra_files(tmp_path: Pat
     log.write_text("shorter")
     assert any("size 7" in p for p in archive.verify_run(run.path))
     (run.path / "manifest.json").unlink()
-    assert archive.verify_run(run.path) == ["manifest.json: missing or unreadable"]
+    assert archive.verify_run(run.path) == ["manifest.json: missing"]
 
 
 def test_an_existing_run_is_never_overwritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from invoke import task
 from rich.table import Table
+from rich.text import Text
 
-from .. import archive, metrics, report as report_mod
+from .. import archive, metrics
+from .. import report as report_mod
 from ..errors import EXIT_FAILED, InputError
+from ..report import plain
 from .common import console, print_json, run_task
 
 
@@ -19,27 +23,34 @@ from .common import console, print_json, run_task
 def parse(c, file, json=False, all_blocks=False):
     """Parse a benchmark or GSM8K log into metrics."""
     path = Path(file)
-    if not path.is_file():
+    if not path.exists():
         raise InputError("no such file", path)
-    if all_blocks:
+    if not path.is_file():
+        raise InputError("not a regular file", path)
+    try:
         text = path.read_text(encoding="utf-8", errors="replace")
-        result = (metrics.parse_jsonl(text) if path.suffix in (".jsonl", ".json") else metrics.parse_blocks(text))
-    else:
-        result = metrics.parse_file(path)
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", path) from None
+    result = metrics.parse_named(path.name, text, all_blocks)
     if json:
-        print_json(result)
-        return 0
-    for i, block in enumerate(result if isinstance(result, list) else [result]):
-        table = Table(title=f"{path.name}" + (f" block {i + 1}" if all_blocks else ""), title_justify="left")
-        table.add_column("metric")
-        table.add_column("value", justify="right")
-        for key, value in block.items():
-            table.add_row(key, "null" if value is None else str(value))
-        console.print(table)
+        print_json(metrics.json_safe(result))  # valid JSON: no Infinity/NaN
+    else:
+        for i, block in enumerate(result if isinstance(result, list) else [result]):
+            console.print(metrics_table(path.name + (f" block {i + 1}" if all_blocks else ""), block))
     if not result:
-        console.print(f"[yellow]no metrics found in {path}[/]")
+        console.print(Text(f"no metrics found in {plain(path)}", style="yellow"))
         return EXIT_FAILED
     return 0
+
+
+def metrics_table(title: str, block: dict[str, Any]) -> Table:
+    """One parsed block as a table; values from the log are Text, never markup."""
+    table = Table(title=Text(plain(title)), title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in block.items():
+        table.add_row(Text(plain(key)), Text("null" if value is None else plain(value)))
+    return table
 
 
 @task(help={"run": "run id, id prefix, run folder, or 'latest' (default); invoke has no optional positionals",
@@ -59,7 +70,7 @@ def report(c, run=None, baseline="cookbook", json=False, fail_on_regression=Fals
     else:
         report_mod.render_console(rep, console)
         if html:
-            console.print(f"html report: {report_mod.write_html(rep, html)}")
+            console.print(Text(f"html report: {plain(report_mod.write_html(rep, html))}"))
     if fail_on_regression and rep.regressions:
         console.print(f"[bold red]{len(rep.regressions)} regression(s)[/]")
         return EXIT_FAILED
@@ -74,14 +85,27 @@ def runs(c, json=False, no_verify=False):
     if json:
         print_json(rows)
         return 0
-    table = Table(title=f"runs in {archive.paths.archive_dir()}", title_justify="left")
+    table = Table(title=Text(f"runs in {plain(archive.paths.archive_dir())}"), title_justify="left")
     for col in ("run", "kind", "model", "hosts", "status", "verified"):
         table.add_column(col)
     for r in rows:
-        verified = "-" if r["verified"] is None else ("[green]yes[/]" if r["verified"] else "[red]NO[/]")
-        table.add_row(r["run_id"], r["kind"], r["model"], ", ".join(r["hosts"]), r["status"], verified)
+        cells = (r["run_id"], r["kind"], r["model"], ", ".join(r["hosts"]), r["status"])
+        table.add_row(*(Text(plain(c)) for c in cells), verified_cell(r["verified"], r["problems"]))
     console.print(table)
     return 0
+
+
+def verified_cell(verified: bool | None, problems: list[str]) -> Text:
+    """"yes", "-" (not checked) or "NO" with the first reason (the rest: `invoke runs --json`)."""
+    if verified is None:
+        return Text("-")
+    if verified:
+        return Text("yes", style="green")
+    cell = Text("NO", style="red")
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        cell.append(f": {plain(problems[0])}{more}")
+    return cell
 
 
 TASKS: list = [parse, report, runs]
