@@ -158,6 +158,31 @@ def _vram_mb(vram: Any) -> int | None:
     return int(value * scale)
 
 
+_NA = {"", "N/A", "NA", "UNKNOWN", "NONE"}
+
+
+def known(value: Any) -> str | None:
+    """A tool's value as text, or None for the placeholders the tools print ("N/A", "")."""
+    text = str(value).strip() if value is not None else ""
+    return None if text.upper() in _NA else text
+
+
+def normalize_arch(value: Any) -> str | None:
+    """The real gfx name: rocm-smi 6.x prints gfx_target_version digits ("gfx9010" for gfx90a).
+
+    KFD's gfx_target_version is major*10000 + minor*100 + stepping; the arch name writes the
+    stepping as one hex digit, so 9.0.10 is gfx90a, not gfx9010 (names like gfx1100 are already real).
+    """
+    text = known(value)
+    if text is None:
+        return None
+    text = text.lower()
+    m = re.fullmatch(r"gfx9(\d)(\d\d)", text)
+    if m and 10 <= int(m.group(2)) <= 15:
+        return f"gfx9{m.group(1)}{int(m.group(2)):x}"
+    return text
+
+
 def parse_amd_smi(data: Any) -> list[Gpu]:
     """`amd-smi static --json`: a bare list (older releases) or {"gpu_data": [...]} (newer)."""
     if isinstance(data, dict):
@@ -165,9 +190,9 @@ def parse_amd_smi(data: Any) -> list[Gpu]:
     gpus = []
     for entry in data if isinstance(data, list) else []:
         asic = entry.get("asic", {}) if isinstance(entry, dict) else {}
-        product = asic.get("market_name") or (entry.get("board") or {}).get("product_name") or "unknown"
-        arch = asic.get("target_graphics_version")
-        gpus.append(Gpu(product=str(product), arch=str(arch) if arch else None, vram_mb=_vram_mb(entry.get("vram"))))
+        product = known(asic.get("market_name")) or known((entry.get("board") or {}).get("product_name")) or "unknown"
+        arch = normalize_arch(asic.get("target_graphics_version"))
+        gpus.append(Gpu(product=product, arch=arch, vram_mb=_vram_mb(entry.get("vram"))))
     return gpus
 
 
@@ -177,9 +202,9 @@ def parse_rocm_smi(data: Any) -> list[Gpu]:
     if isinstance(data, dict):
         for key in sorted((k for k in data if k.startswith("card")), key=lambda k: int(re.sub(r"\D", "", k) or 0)):
             card = {k.lower(): v for k, v in data[key].items()}
-            product = card.get("card series") or card.get("card model") or card.get("device name") or "unknown"
-            arch = card.get("gfx version")
-            gpus.append(Gpu(product=str(product), arch=str(arch) if arch else None))
+            names = (card.get(k) for k in ("card series", "card model", "device name", "card sku"))
+            product = next((n for n in map(known, names) if n), "unknown")
+            gpus.append(Gpu(product=product, arch=normalize_arch(card.get("gfx version"))))
     return gpus
 
 

@@ -80,3 +80,20 @@ def test_gather_script_runs_in_a_real_shell(tmp_path):
     assert parsed.hostname
     assert parsed.disk_free_bytes and parsed.disk_free_bytes > 0  # nearest existing parent of a missing path
     assert parsed.image_id is None and parsed.container is None and not parsed.model_cached
+
+
+@pytest.mark.parametrize(
+    "raw,arch",
+    [("gfx9010", "gfx90a"), ("gfx942", "gfx942"), ("gfx950", "gfx950"), ("gfx1100", "gfx1100"), ("GFX90A", "gfx90a"),
+     ("N/A", None), ("", None)],
+)  # fmt: skip
+def test_gfx_versions_are_normalised_to_the_real_arch(raw, arch):
+    """rocm-smi 6.x prints KFD's gfx_target_version digits: 9.0.10 -> "gfx9010", which is gfx90a."""
+    assert facts.normalize_arch(raw) == arch
+
+
+def test_na_values_and_rocm_smi_5_field_names():
+    gpus = facts.parse_rocm_smi({"card0": {"Card series": "N/A", "Card model": "0x740c", "GFX Version": "gfx9010"}})
+    assert (gpus[0].product, gpus[0].arch) == ("0x740c", "gfx90a")
+    gpus = facts.parse_amd_smi([{"asic": {"market_name": "N/A", "target_graphics_version": "N/A"}, "vram": {}}])
+    assert (gpus[0].product, gpus[0].arch) == ("unknown", None)
