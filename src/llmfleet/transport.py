@@ -2,12 +2,15 @@
 
 Built on fabric's Connection (ssh_config, keys, gateways) with paramiko's channel
 used directly for exec, so a command costs one channel open on the existing
-connection. Host keys are checked: an unknown or changed key fails the host.
+connection. Host keys are checked on every hop (jump hosts too, against the same
+known_hosts file): an unknown or changed key fails the host.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import socket
 import threading
 import time
@@ -16,10 +19,13 @@ from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
 import paramiko
-from fabric import Connection
+from fabric import Config, Connection
+
+from llmfleet.errors import InputError
 
 CONNECT_TIMEOUT_S = 15
 _WINDOW = 16 * 2**20  # bigger SSH windows: image pushes are hundreds of MB
+MAX_JUMPS = 8  # a longer chain of gateways is a loop in ~/.ssh/config, not a network
 
 
 class Unreachable(Exception):
@@ -64,6 +70,78 @@ class Endpoint:
     user: str | None = None
     key_file: str | None = None
     known_hosts_file: str | None = None
+    jump: str | None = None  # ProxyJump: "[user@]host[:port][,...]", "none" = not even ~/.ssh/config's
+
+
+_SSH_OPTION = re.compile(r"\s*([A-Za-z]+)\s*(?:=\s*|\s+)(.*)", re.DOTALL)
+_HOP = re.compile(r"(?:(?P<user>[^@\s]+)@)?(?:\[(?P<v6>[0-9A-Za-z:.%]+)\]|(?P<host>[^@:\s\[\]]+))(?::(?P<port>\d{1,5}))?")
+
+
+def parse_hop(text: str) -> tuple[str | None, str, int | None]:
+    """``[ssh://][user@]host[:port]`` (``[v6addr]:port`` too) as (user, host, port); ValueError if it is not one."""
+    body = text.removeprefix("ssh://")
+    m = _HOP.fullmatch(body)
+    if m is None or body.startswith("-"):
+        raise ValueError(f"{text!r} is not [user@]host[:port]")
+    port = int(m["port"]) if m["port"] else None
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"port {port} of {text!r} is not 1-65535")
+    return m["user"], m["v6"] or m["host"], port
+
+
+def _jump_in_words(words: list[str]) -> str | None:
+    """The first ``-J X`` / ``-o ProxyJump=X`` in an ssh argument list (ssh keeps an option's first value)."""
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in ("-J", "-o"):
+            if i + 1 == len(words):
+                raise ValueError(f"{word} is last, without its value")
+            value, i = words[i + 1], i + 2
+        elif word.startswith(("-J", "-o")):
+            value, i = word[2:], i + 1
+        else:
+            i += 1
+            continue
+        if word.startswith("-J"):
+            return value
+        m = _SSH_OPTION.fullmatch(value)
+        if m and m[1].lower() == "proxyjump":
+            return m[2].strip()
+    return None
+
+
+def jump_from_args(common_args: str | None, extra_args: str | None) -> str | None:
+    """The jump host named by Ansible's ``ansible_ssh_common_args`` / ``ansible_ssh_extra_args``.
+
+    Only ``-J HOSTS`` and ``-o ProxyJump=HOSTS`` are honoured, the first one found
+    (common args before extra args: ssh keeps an option's first value); every
+    other ssh option there is ignored (docs/inventory.md says so). Returns the
+    ProxyJump value (``[user@]host[:port]``, comma-separated hops, or ``none``),
+    or None; a value that is not one raises InputError naming the variable.
+    """
+    for var, text in (("ansible_ssh_common_args", common_args), ("ansible_ssh_extra_args", extra_args)):
+        if not text:
+            continue
+        try:
+            jump = _jump_in_words(shlex.split(text))
+            if jump is not None:
+                return check_jump(jump)
+        except ValueError as exc:
+            raise InputError(f"{var}: {exc}") from None
+    return None
+
+
+def check_jump(jump: str) -> str:
+    """A ProxyJump value checked hop by hop (ValueError otherwise): what ``Endpoint.jump`` holds."""
+    if jump.lower() == "none":
+        return "none"
+    hops = jump.split(",")
+    if len(hops) > MAX_JUMPS:
+        raise ValueError(f"ProxyJump {jump!r} has more than {MAX_JUMPS} hops")
+    for hop in hops:
+        parse_hop(hop)
+    return jump
 
 
 def _describe_connect_error(ep: Endpoint, exc: BaseException) -> str:
@@ -82,6 +160,33 @@ def _describe_connect_error(ep: Endpoint, exc: BaseException) -> str:
     return f"cannot connect to {where}: {exc.__class__.__name__}: {exc}"
 
 
+def _check_host_keys(conn: Connection, known_hosts: str) -> None:
+    """Check this hop's key, and every gateway's behind it, against one known_hosts file.
+
+    fabric gives each Connection AutoAddPolicy and the system keys; here only our
+    file counts and an unknown key is refused.
+    """
+    seen: set[int] = set()
+    hop: object = conn
+    while isinstance(hop, Connection) and id(hop) not in seen:
+        seen.add(id(hop))
+        client: paramiko.SSHClient = hop.client
+        client._host_keys = paramiko.HostKeys()  # forget anything fabric loaded implicitly
+        client._system_host_keys = paramiko.HostKeys()
+        if Path(known_hosts).exists():
+            client.load_host_keys(known_hosts)
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        hop = hop.gateway
+
+
+def _hops(conn: Connection) -> list[Connection]:
+    """``conn`` and the Connection gateways behind it, the host first, the first jump host last."""
+    chain = [conn]
+    while isinstance(chain[-1].gateway, Connection) and len(chain) <= MAX_JUMPS + 1:
+        chain.append(chain[-1].gateway)
+    return chain
+
+
 class Session:
     """One SSH connection to one host, reused for every command of a run."""
 
@@ -89,43 +194,101 @@ class Session:
         self.endpoint = endpoint
         self.connect_timeout = connect_timeout
         self._conn: Connection | None = None
+        self._hops: list[Connection] = []
+        self._config = Config()
         self._sftp: paramiko.SFTPClient | None = None
 
     # -- connection -------------------------------------------------------------------
-    def open(self) -> "Session":
+    def _known_hosts(self) -> str:
+        return os.path.expanduser(self.endpoint.known_hosts_file or "~/.ssh/known_hosts")
+
+    def _connect_kwargs(self) -> dict[str, object]:
+        kwargs: dict[str, object] = {"banner_timeout": self.connect_timeout, "auth_timeout": self.connect_timeout}
+        if self.endpoint.key_file:
+            kwargs.update(key_filename=os.path.expanduser(self.endpoint.key_file), look_for_keys=False, allow_agent=False)
+        return kwargs
+
+    def _connection(self, host: str, user: str | None, port: int | None, gateway: Connection | str | bool) -> Connection:
+        """A fabric Connection whose host key is checked; gateway=False stops fabric from building its own."""
+        conn = Connection(host=host, user=user, port=port, gateway=gateway, connect_timeout=self.connect_timeout,
+                          connect_kwargs=self._connect_kwargs(), config=self._config.clone())  # fmt: skip
+        _check_host_keys(conn, self._known_hosts())
+        return conn
+
+    def _gateway(self, conn: Connection, jump: str | None, depth: int) -> Connection | str | bool:
+        """The gateway of ``conn``: the inventory's jump, else its ~/.ssh/config ProxyJump or ProxyCommand.
+
+        Built here rather than by fabric, so every hop is checked and a chain ``a,b``
+        is walked in OpenSSH's order (``a`` first); a ProxyCommand stays a string
+        (the final host's key is still checked here).
+        """
+        if jump is None:
+            jump = conn.ssh_config.get("proxyjump")
+            if jump is None:
+                return conn.ssh_config.get("proxycommand") or False
+        if jump.lower() == "none" or depth > MAX_JUMPS:
+            if depth > MAX_JUMPS:
+                raise Unreachable(f"more than {MAX_JUMPS} jump hosts on the way to {self.endpoint.address}: a ProxyJump loop?")
+            return False
+        previous: Connection | str | bool = False
+        for i, hop in enumerate(check_jump(jump).split(",")):
+            user, host, port = parse_hop(hop)
+            if host == conn.original_host:  # `Host *` + ProxyJump in ~/.ssh/config names the jump host itself
+                return previous
+            nxt = self._connection(host, user, port, previous)
+            if i == 0:  # ssh reads the first hop's own config (it may have a jump host of its own)
+                nxt.gateway = self._gateway(nxt, None, depth + 1)
+            previous = nxt
+        return previous
+
+    def open(self) -> Session:
+        """Connect, hop by hop: a failure names the hop (the host or a jump host) and what to do."""
         ep = self.endpoint
-        connect_kwargs: dict = {"banner_timeout": self.connect_timeout, "auth_timeout": self.connect_timeout}
-        if ep.key_file:
-            connect_kwargs.update(key_filename=os.path.expanduser(ep.key_file), look_for_keys=False, allow_agent=False)
-        conn = Connection(
-            host=ep.address, port=ep.port, user=ep.user, connect_timeout=self.connect_timeout, connect_kwargs=connect_kwargs
-        )
-        client: paramiko.SSHClient = conn.client
-        client._host_keys = paramiko.HostKeys()  # forget anything fabric loaded implicitly
-        client._system_host_keys = paramiko.HostKeys()
-        known = os.path.expanduser(ep.known_hosts_file or "~/.ssh/known_hosts")
-        if Path(known).exists():
-            client.load_host_keys(known)
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        conn = self._connection(ep.address, ep.user, ep.port, False)
         try:
-            conn.open()
-        except Exception as exc:  # every connect failure means the same thing: unreachable
-            conn.close()
-            raise Unreachable(_describe_connect_error(ep, exc)) from None
-        transport = client.get_transport()
-        assert transport is not None
-        transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # 40 ms per command otherwise
-        transport.set_keepalive(15)
+            conn.gateway = self._gateway(conn, ep.jump, 1)
+        except ValueError as exc:  # a ProxyJump in ~/.ssh/config or an Endpoint built by hand
+            raise Unreachable(f"bad jump host for {ep.name}: {exc}") from None
+        hops = _hops(conn)
+        failing = conn
+        try:
+            for failing in reversed(hops):  # the first jump host first, the host itself last
+                failing.open()
+        except Exception as exc:  # noqa: BLE001 - every connect failure means the same thing: unreachable
+            for hop in hops:
+                hop.close()
+            raise Unreachable(self._describe_hop_error(failing, conn, exc)) from None
+        for hop in hops:
+            transport = hop.client.get_transport()
+            assert transport is not None
+            if isinstance(transport.sock, socket.socket):  # through a jump host it is a channel
+                transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # 40 ms per command otherwise
+            transport.set_keepalive(15)
         self._conn = conn
+        self._hops = hops
         return self
+
+    def _describe_hop_error(self, failing: Connection, conn: Connection, exc: BaseException) -> str:
+        ep = self.endpoint
+        if failing is conn and isinstance(exc, paramiko.ChannelException) and isinstance(conn.gateway, Connection):
+            gw = conn.gateway
+            return (f"jump host {gw.host}:{gw.port} refused to forward to {ep.address}:{ep.port} "
+                    f"({exc}; is AllowTcpForwarding off there?)")  # fmt: skip
+        if failing is conn:
+            return _describe_connect_error(ep, exc)
+        hop_ep = Endpoint(name=failing.host, address=failing.host, port=failing.port, user=failing.user,
+                          key_file=ep.key_file, known_hosts_file=self._known_hosts())  # fmt: skip
+        return f"jump host {failing.host}:{failing.port} (on the way to {ep.name}): {_describe_connect_error(hop_ep, exc)}"
 
     def close(self) -> None:
         if self._sftp is not None:
             self._sftp.close()
             self._sftp = None
         if self._conn is not None:
-            self._conn.close()
+            for hop in self._hops:  # fabric closes a connection, not its gateways
+                hop.close()
             self._conn = None
+            self._hops = []
 
     def __enter__(self) -> "Session":
         return self.open()
