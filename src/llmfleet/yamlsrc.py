@@ -1,13 +1,30 @@
-"""YAML loading that remembers line numbers, so input errors can name file:line."""
+"""Bounded YAML (and JSON) loading that remembers line numbers, so input errors can name file:line.
+
+Every file users or hosts hand us goes through here, so the limits live here once:
+regular files only (a FIFO or device would hang the read), at most
+``MAX_FILE_BYTES``, nesting at most ``MAX_DEPTH`` deep (checked while composing,
+so a 100k-deep ``[[[[`` is refused before any recursion can overflow), and at most
+``MAX_NODES`` nodes once aliases are expanded (a "billion laughs" alias bomb is
+refused; ordinary ``<<: *defaults`` reuse stays well below). A refusal is an
+InputError whose message starts with ``LIMIT_PREFIX``.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .errors import InputError
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_DEPTH = 100  # nested mappings/sequences
+MAX_NODES = 1_000_000  # nodes after alias expansion
+LIMIT_PREFIX = "refused:"
 
 
 class LineDict(dict):
@@ -25,7 +42,20 @@ class LineDict(dict):
 
 
 class _Loader(yaml.SafeLoader):
-    pass
+    """SafeLoader that refuses nesting deeper than MAX_DEPTH while it composes (before it can recurse)."""
+
+    _llmfleet_path: str | None = None
+    _llmfleet_depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._llmfleet_depth += 1
+        try:
+            if self._llmfleet_depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise InputError(f"{LIMIT_PREFIX} nested too deeply (more than {MAX_DEPTH} levels)", self._llmfleet_path, mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._llmfleet_depth -= 1
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
@@ -49,26 +79,147 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def expanded_size(root: yaml.Node, path: str | None = None) -> int:
+    """Number of nodes the document has once every alias is expanded; refuses more than MAX_NODES.
+
+    Iterative and memoized per node, so it costs one visit per distinct node even
+    for an alias bomb; an alias that contains itself is refused too.
+    """
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        kids = _children(node)
+        if children_done:
+            total = 1 + sum(sizes[id(k)] for k in kids)
+            visiting.discard(key)
+            if total > MAX_NODES:
+                raise InputError(
+                    f"{LIMIT_PREFIX} more than {MAX_NODES} values once aliases are expanded (an alias bomb?)",
+                    path,
+                    node.start_mark.line + 1,
+                )
+            sizes[key] = total
+            continue
+        if key in visiting:
+            raise InputError(f"{LIMIT_PREFIX} an alias refers to the node that contains it", path, node.start_mark.line + 1)
+        visiting.add(key)
+        stack.append((node, True))
+        for kid in kids:
+            if id(kid) in visiting:
+                raise InputError(f"{LIMIT_PREFIX} an alias refers to the node that contains it", path, kid.start_mark.line + 1)
+            if id(kid) not in sizes:
+                stack.append((kid, False))
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
 def loads(text: str, path: str | Path | None = None) -> Any:
+    """Parse one YAML document (bounded: size, depth, expanded aliases); errors are InputError with file:line."""
+    where = str(path) if path else None
+    if len(text) > MAX_FILE_BYTES:
+        raise InputError(f"{LIMIT_PREFIX} YAML text larger than {MAX_FILE_BYTES} bytes", where)
     loader = _Loader(text)
-    loader._llmfleet_path = str(path) if path else None  # type: ignore[attr-defined]
+    loader._llmfleet_path = where
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        expanded_size(node, where)
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         raise InputError(f"invalid YAML: {exc.problem or exc}", path, line) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"invalid YAML: {exc}", path) from None
+    except RecursionError:
+        raise InputError(f"{LIMIT_PREFIX} nested too deeply", path) from None
+    except (ValueError, OverflowError, TypeError) as exc:  # e.g. a 5000-digit int, a bad timestamp
+        raise InputError(f"invalid YAML value: {exc}", path) from None
     finally:
         loader.dispose()
 
 
-def load(path: str | Path) -> Any:
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A regular file's text (UTF-8), at most MAX_FILE_BYTES; a FIFO, device or socket is refused, never opened blocking."""
     path = Path(path)
     try:
-        text = path.read_text()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", path) from None
-    return loads(text, path)
+        raise InputError(f"cannot read {what}: {exc.strerror}", path) from None
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise InputError(f"{LIMIT_PREFIX} {what} is not a regular file ({_file_kind(mode)})", path)
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(f"{LIMIT_PREFIX} {what} larger than {MAX_FILE_BYTES} bytes", path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"cannot read {what}: not UTF-8 text (byte {exc.start})", path, line) from None
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a directory"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):  # fmt: skip
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
+def load(path: str | Path) -> Any:
+    """Read and parse a YAML file with the limits above."""
+    return loads(read_text(path), path)
+
+
+def loads_json(text: str, what: str) -> Any:
+    """Parse JSON text with the same limits as YAML (size, MAX_DEPTH); errors are InputError naming ``what``.
+
+    For JSON given by users or brought back from hosts (JSONL metrics, manifests):
+    a deep ``[[[[`` is refused instead of raising RecursionError in a caller.
+    """
+    if len(text) > MAX_FILE_BYTES:
+        raise InputError(f"{LIMIT_PREFIX} JSON text larger than {MAX_FILE_BYTES} bytes", what)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", what, exc.lineno) from None
+    except RecursionError:
+        raise InputError(f"{LIMIT_PREFIX} nested too deeply (more than {MAX_DEPTH} levels)", what) from None
+    except (ValueError, OverflowError) as exc:  # e.g. an int of more than 4300 digits
+        raise InputError(f"invalid JSON: {exc}", what) from None
+    if nesting_depth(data) > MAX_DEPTH:
+        raise InputError(f"{LIMIT_PREFIX} nested too deeply (more than {MAX_DEPTH} levels)", what)
+    return data
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply lists and dicts nest in a parsed value (iterative: safe on any depth)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            depth += 1
+            deepest = max(deepest, depth)
+            stack.extend((v, depth) for v in item)
+    return deepest
 
 
 def check_keys(mapping: LineDict, allowed: set[str], what: str) -> None:
