@@ -89,7 +89,7 @@ def test_rocm_smi_product_name_json(smi_data):
     assert {c["GFX Version"] for c in cards.values()} == {"gfx942"}
     mem = json.loads(_run("rocm-smi", ["--showmeminfo", "vram", "--json", "-d", "0"], smi_data).stdout)
     assert int(mem["card0"]["VRAM Total Memory (B)"]) == 196592 * 1024 * 1024
-    assert _run("rocm-smi", ["--showpower"], smi_data).returncode == 2
+    assert _run("rocm-smi", ["--showclocks"], smi_data).returncode == 2
 
 
 def test_labrunc_drops_only_capabilities_outside_the_bounding_set():
@@ -158,3 +158,43 @@ def test_bad_lab_flags_exit_2_before_touching_anything(args):
     r = cli(*args)
     assert r.code == 2, (r.code, r.stderr)
     assert "error:" in r.stderr
+
+
+def _live_server(data_dir: Path, running: int, **extra) -> None:
+    live = data_dir / smi.LIVE_DIR
+    live.mkdir(exist_ok=True)
+    state = {"gpus": list(range(8)), "memory_mb": 170000, "running": running, "waiting": 0, "ready": True,
+             "heartbeat": __import__("time").time(), **extra}
+    (live / "lab2-1.json").write_text(json.dumps(state))
+
+
+def test_amd_smi_metric_follows_the_simulated_server_in_both_shapes(smi_data):
+    idle = json.loads(_run("amd-smi", ["metric", "--json"], smi_data).stdout)
+    assert "simulated" in idle and len(idle["gpu_data"]) == 8
+    g = idle["gpu_data"][0]
+    assert g["power"]["socket_power"]["unit"] == "W" and g["power"]["throttle_status"] == "UNTHROTTLED"
+    assert g["temperature"]["edge"] == "N/A" and g["temperature"]["hotspot"]["unit"] == "C"
+    assert g["mem_usage"]["total_vram"] == {"value": 196592, "unit": "MB"}
+    assert g["usage"]["gfx_activity"] == {"value": 0, "unit": "%"}
+    _live_server(smi_data, running=64)
+    busy = json.loads(_run("amd-smi", ["metric", "--json"], smi_data).stdout)["gpu_data"][0]
+    assert busy["mem_usage"]["used_vram"]["value"] > 170000 > g["mem_usage"]["used_vram"]["value"]
+    assert busy["power"]["socket_power"]["value"] > g["power"]["socket_power"]["value"]
+    assert busy["usage"]["gfx_activity"]["value"] == 100
+    (smi_data / smi.LIVE_DIR / "faults.json").write_text(json.dumps({"slow_gpu_pct": 20}))
+    (smi_data / "settings.json").write_text(json.dumps(smi.settings("list")))
+    bare = json.loads(_run("amd-smi", ["metric", "-p", "-t", "-g", "2", "--json"], smi_data).stdout)
+    assert isinstance(bare, list) and set(bare[0]) == {"gpu", "power", "temperature", "simulated"}
+    assert bare[0]["power"]["throttle_status"] == "THROTTLED" and bare[0]["temperature"]["hotspot"]["value"] >= 95
+
+
+def test_rocm_smi_live_fields(smi_data):
+    args = ["--showpower", "--showuse", "--showmeminfo", "vram", "--showtemp", "--json"]
+    idle = json.loads(_run("rocm-smi", args, smi_data).stdout)["card0"]
+    _live_server(smi_data, running=8)
+    busy = json.loads(_run("rocm-smi", args, smi_data).stdout)["card0"]
+    assert float(busy["Current Socket Graphics Package Power (W)"]) > float(idle["Current Socket Graphics Package Power (W)"])
+    assert int(busy["GPU use (%)"]) > int(idle["GPU use (%)"]) == 0
+    assert int(busy["VRAM Total Used Memory (B)"]) > 170000 * 2**20 > int(idle["VRAM Total Used Memory (B)"])
+    assert idle["Temperature (Sensor edge) (C)"] == "N/A" and float(idle["Temperature (Sensor junction) (C)"]) > 0
+    assert "simulated" in busy["Simulated"]

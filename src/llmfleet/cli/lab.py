@@ -10,7 +10,7 @@ from ..errors import EXIT_FAILED, InputError
 from .common import console, print_json, run_task
 from .lab_serve import serve
 
-ACTION_FLAGS = ("cut", "restore", "slow", "loss", "stop_docker", "stop_ssh")
+ACTION_FLAGS = ("cut", "restore", "slow", "loss", "stop_docker", "stop_ssh", "slow_gpu", "hold_gpu_memory")
 
 
 def _lab():
@@ -115,27 +115,32 @@ def _yes(flag: bool) -> str:
 
 
 @task(help={
-    "host": "Lab host name (lab1, lab2, ...)",
+    "host": "Lab host name (lab1, lab2, ...), or control (the control node's own link: --slow, --restore)",
     "cut": "Take the host's link down: connections time out",
     "restore": "Undo every fault on the host",
-    "slow": "Limit the host's link to MBIT Mbit/s (both directions)",
+    "slow": "Limit the host's link to MBIT Mbit/s (both directions); on control: what it sends into the lab",
+    "slow_gpu": "Make the host's simulated GPUs PCT% slower (power-capped, throttled, hot in amd-smi)",
+    "hold_gpu_memory": "Keep simulated GPU memory held after a server stops (until --restore)",
     "loss": "Drop PCT percent of the packets arriving at the host",
     "stop_docker": "Stop the host's Docker engine",
     "stop_ssh": "Stop the host's sshd: connections are refused",
 })
 @run_task
-def fault(c, host, cut=False, restore=False, slow=None, loss=None, stop_docker=False, stop_ssh=False):
-    """Inject a fault into one lab host (exactly one of the action flags)."""
+def fault(c, host, cut=False, restore=False, slow=None, loss=None, stop_docker=False, stop_ssh=False,
+          slow_gpu=None, hold_gpu_memory=False):
+    """Inject a fault into one lab host or the control node (exactly one of the action flags)."""
     given = {"cut": cut, "restore": restore, "slow": slow is not None, "loss": loss is not None,
-             "stop-docker": stop_docker, "stop-ssh": stop_ssh}
+             "stop-docker": stop_docker, "stop-ssh": stop_ssh, "slow-gpu": slow_gpu is not None,
+             "hold-gpu-memory": hold_gpu_memory}
     chosen = [name for name, on in given.items() if on]
     if len(chosen) != 1:
         raise InputError("lab.fault takes exactly one of --cut, --restore, --slow MBIT, --loss PCT, "
-                         "--stop-docker, --stop-ssh")
+                         "--stop-docker, --stop-ssh, --slow-gpu PCT, --hold-gpu-memory")
     action = chosen[0]
     value = None
-    if action in ("slow", "loss"):
-        raw = slow if action == "slow" else loss
+    raws = {"slow": slow, "loss": loss, "slow-gpu": slow_gpu}
+    if action in raws:
+        raw = raws[action]
         try:
             value = float(raw)
         except ValueError:

@@ -451,6 +451,7 @@ def control_status() -> dict[str, Any]:
         "docker_host": layout.control_docker_host,
         "running": running,
         "docker": hosts.docker_ping(str(layout.control_socket), 1.0) if running["dockerd"] else False,
+        "faults": dict(c.get("faults") or {}),
         "rss_kib": {k: procs.rss_kib(c[k]["pid"]) if running[k] else 0 for k in running},
     }
 
@@ -466,10 +467,14 @@ def _host_record(state: State, host: str) -> dict[str, Any]:
 def lab_fault(host: str, action: str, value: float | None = None) -> dict[str, Any]:
     """Inject (or with action "restore", undo) a fault on one host; return its faults now."""
     faults.check(action, value)
+    if host == faults.CONTROL:
+        faults.check_control(action)
     _require()
     layout = _layout()
     with locked(layout.lock_file):
         state = State.load(layout.state_file)
+        if host == faults.CONTROL:
+            return faults.apply_control(state, action, value)
         _host_record(state, host)
         machine = hosts.Machine.probe(layout.state_dir)
         return faults.apply(layout, state, host, action, value, machine)

@@ -99,6 +99,10 @@ def write_files(layout: Layout, h: HostNet, client_pubkey: str, machine: Machine
     write_file(data_dir / "gpus.json", json.dumps(smi.render(spec, h.name), indent=1) + "\n", 0o644)
     if not (data_dir / "settings.json").exists():
         write_file(data_dir / "settings.json", json.dumps(smi.settings()) + "\n", 0o644)
+    write_file(data_dir / "labgpu.py", (FILES / "labgpu.py").read_text(), 0o644)
+    live = data_dir / smi.LIVE_DIR  # the simulated servers' GPU state (labrunc mounts it into containers)
+    live.mkdir(exist_ok=True)
+    os.chmod(live, 0o1777)
 
     for rel, text in hostfs.sysmodule_files().items():
         target = hf.path(HostFiles.SYSMODULE, *rel.split("/"))

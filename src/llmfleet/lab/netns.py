@@ -99,6 +99,15 @@ def unslow_cmds(h: HostNet) -> list[list[str]]:
     ]
 
 
+def control_slow_cmd(mbit: float) -> list[str]:
+    """The control node's uplink: what it sends into the lab leaves by the bridge device."""
+    return ["tc", "qdisc", "replace", "dev", topo.BRIDGE, "root", *tbf_args(mbit)]
+
+
+def control_unslow_cmd() -> list[str]:
+    return ["tc", "qdisc", "del", "dev", topo.BRIDGE, "root"]
+
+
 def loss_ruleset(pct: float) -> str:
     """nftables text (host namespace): drop pct % of the packets arriving at the host."""
     if not 0 < pct <= 100:

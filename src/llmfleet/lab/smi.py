@@ -19,6 +19,8 @@ FILES = Path(__file__).resolve().parent / "files"
 SHAPES = ("gpu_data", "list")
 DEFAULT_SHAPE = "gpu_data"
 SIMULATED = "llmfleet lab: simulated GPUs, no real hardware"
+LIVE_DIR = "live"  # under the data dir: the simulated servers' state and the host's GPU faults (files/labgpu.py)
+FAULTS_FILE = "faults.json"
 
 
 def load_specs(path: Path | None = None) -> dict[str, Any]:
@@ -62,3 +64,18 @@ def settings(shape: str = DEFAULT_SHAPE) -> dict[str, str]:
     if shape not in SHAPES:
         raise ValueError(f"amd-smi JSON shape must be one of {', '.join(SHAPES)}, not {shape!r}")
     return {"amd_smi_json": shape}
+
+
+def gpu_faults(current: dict[str, Any], slow_gpu_pct: float | None = None, hold_memory: bool | None = None,
+               restore: bool = False) -> dict[str, Any]:
+    """The host's GPU faults after one change (what files/labgpu.py and the simulated server read)."""
+    if restore:
+        return {}
+    out = dict(current)
+    if slow_gpu_pct is not None:
+        if not 0 < slow_gpu_pct <= 900:
+            raise ValueError(f"--slow-gpu takes a percentage in (0, 900], not {slow_gpu_pct}")
+        out["slow_gpu_pct"] = float(slow_gpu_pct)
+    if hold_memory is not None:
+        out["hold_gpu_memory"] = bool(hold_memory)
+    return out

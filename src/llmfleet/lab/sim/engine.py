@@ -1,8 +1,9 @@
 """The simulated scheduler: what each request will say, and when each token comes out.
 
-Like a continuous-batching server, one decode loop runs steps; each step gives every
-decoding request one token and lasts TPOT(n) for the n requests decoding then. A new
-request waits its TTFT (prefill), gets its first token, and joins the batch. Per token
+Like SGLang's continuous-batching scheduler, one loop runs the GPU: waiting prompts are
+prefilled first (one batch; the running requests wait meanwhile), otherwise one decode
+step gives every running request one token and lasts step_ms(n) for a batch of n
+(latency.next_op). A prefilled request has its first token and joins the batch. Per token
 the loop only bumps a counter: the text is sliced out of precomputed strings when a
 chunk is sent, so a few hundred concurrent streams stay cheap on two cores.
 """
@@ -15,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from .latency import LatencyModel
+from .latency import LatencyModel, next_op
 
 FILLER = (
     " This text was written by the llmfleet lab simulator, not by a language model:"
@@ -146,16 +147,25 @@ class Request:
 
 
 class Engine:
-    """One decode loop for all requests; TTFT and TPOT from the latency model."""
+    """One scheduler loop for all requests, as SGLang's: prefill the waiting prompts (decode
+    waits), else one decode step for the whole running batch (latency.next_op).
+
+    `slowdown` (a callable, re-read before every step) stretches both: the lab's
+    ``--slow-gpu`` fault. `on_change` is told the running/waiting counts when they move
+    (the simulated GPU telemetry follows them).
+    """
 
     def __init__(self, model: LatencyModel, stream_interval: int = 1, log: Callable[[str], None] | None = None,
-                 decode_log_interval: int = 40):
+                 decode_log_interval: int = 40, slowdown: Callable[[], float] | None = None,
+                 on_change: Callable[[int, int], None] | None = None):
         self.model = model
         self.stream_interval = max(1, stream_interval)
         self.log = log
         self.decode_log_interval = decode_log_interval
+        self.slowdown = slowdown or (lambda: 1.0)
+        self.on_change = on_change
         self.running: list[Request] = []
-        self.prefilling = 0
+        self.waiting: list[Request] = []
         self._wake = asyncio.Event()
         self._steps = 0
         self._tokens_since_log = 0
@@ -164,34 +174,18 @@ class Engine:
         self.total_output_tokens = 0
         self.last_gen_throughput = 0.0
 
+    @property
+    def prefilling(self) -> int:
+        return len(self.waiting)
+
     async def submit(self, req: Request) -> None:
-        """Prefill (wait TTFT), emit the first token, then decode in the shared loop."""
+        """Queue the request for prefill; the scheduler loop sets its event at each token."""
         self.total_requests += 1
-        running = len(self.running)
-        if self.log:
-            self.log(
-                f"Prefill batch. #new-seq: 1, #new-token: {req.prompt_tokens}, #cached-token: 0, "
-                f"#running-req: {running}, #queue-req: {self.prefilling}"
-            )
-        self.prefilling += 1
-        try:
-            await asyncio.sleep(self.model.ttft_ms(req.prompt_tokens, running) / 1000.0)
-        finally:
-            self.prefilling -= 1
-        if req.cancelled:
-            return
-        now = time.time()
         if req.plan.target <= 0:
-            self._finish(req, now)
+            self._finish(req, time.time())
             return
-        req.produced = 1
-        req.first_token_at = now
-        self.total_output_tokens += 1
-        if req.produced >= req.plan.target:
-            self._finish(req, now)
-            return
-        req.event.set()
-        self.running.append(req)
+        self.waiting.append(req)
+        self._changed()
         self._wake.set()
 
     def _finish(self, req: Request, now: float) -> None:
@@ -199,22 +193,55 @@ class Engine:
         req.finished_at = now
         req.event.set()
 
+    def _changed(self) -> None:
+        if self.on_change:
+            self.on_change(len(self.running), len(self.waiting))
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         deadline: float | None = None
         while True:
-            if not self.running:
+            self.waiting = [r for r in self.waiting if not r.cancelled]
+            op = next_op(self.model, [r.prompt_tokens for r in self.waiting], len(self.running), self.slowdown())
+            if op.kind == "idle":
                 self._wake.clear()
                 await self._wake.wait()
                 deadline = None
+                continue
             now = loop.time()
             if deadline is None or deadline < now - 0.25:  # idle, or far behind: no burst
                 deadline = now
-            deadline += self.model.tpot_ms(len(self.running)) / 1000.0
+            batch = self.waiting[: op.take] if op.kind == "prefill" else []
+            if batch and self.log:
+                self.log(
+                    f"Prefill batch. #new-seq: {len(batch)}, #new-token: {sum(r.prompt_tokens for r in batch)}, "
+                    f"#cached-token: 0, #running-req: {len(self.running)}, #queue-req: {len(self.waiting) - len(batch)}"
+                )
+            deadline += op.ms / 1000.0
             delay = deadline - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            self._step(time.time())
+            if op.kind == "prefill":
+                self._prefilled(batch, time.time())
+            else:
+                self._step(time.time())
+            self._changed()
+
+    def _prefilled(self, batch: list[Request], now: float) -> None:
+        """The prefill pass gives each request of the batch its first token."""
+        done = set(map(id, batch))
+        self.waiting = [r for r in self.waiting if id(r) not in done]
+        for req in batch:
+            if req.cancelled:
+                continue
+            req.produced = 1
+            req.first_token_at = now
+            self.total_output_tokens += 1
+            if req.produced >= req.plan.target:
+                self._finish(req, now)
+                continue
+            req.event.set()
+            self.running.append(req)
 
     def _step(self, now: float) -> None:
         interval = self.stream_interval

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import BANNER, api, flags, hfcache
+from . import BANNER, api, flags, gpu, hfcache
 from .engine import Engine, Request, plan
 from .latency import LatencyModel, SimConfig, load_config
 from .textmodel import TextModel
@@ -101,7 +101,8 @@ class Server:
     """State and handlers of one simulated server."""
 
     def __init__(self, args: argparse.Namespace, sim: SimConfig, latency: LatencyModel, text: TextModel,
-                 model_path: str, model_cfg: dict[str, Any], context_len: int, load_seconds: float, flag_source: str):
+                 model_path: str, model_cfg: dict[str, Any], context_len: int, load_seconds: float, flag_source: str,
+                 device: gpu.Gpu | None = None):
         self.args = args
         self.sim = sim
         self.latency = latency
@@ -114,8 +115,12 @@ class Server:
         self.served_name = flags.value(args, "served_model_name", default=model_path)
         self.api_key = flags.value(args, "api_key")
         self.ready = False
+        tp = int(flags.value(args, "tensor_parallel_size", "tp_size", default=1))
+        self.gpu = device or gpu.Gpu(None, tp, sim.gpu_memory_gb)
+        self.mem_fraction = flags.value(args, "mem_fraction_static")
         self.engine = Engine(latency, int(flags.value(args, "stream_interval", default=1)), log=lambda m: log(m, tp=True),
-                             decode_log_interval=int(flags.value(args, "decode_log_interval", default=40)))
+                             decode_log_interval=int(flags.value(args, "decode_log_interval", default=40)),
+                             slowdown=self.gpu.slowdown, on_change=self.gpu.load)
         self.started = time.time()
 
     # ------------------------------------------------------------ app
@@ -429,26 +434,57 @@ class Server:
     # ------------------------------------------------------------ lifecycle
 
     async def load(self) -> None:
-        """The simulated start-up phases, spread over load_seconds."""
+        """The simulated start-up phases, spread over load_seconds; StartFailed when the memory plan
+        does not fit, with the lines a real server logs."""
         s = self.load_seconds
         weights_gb = float((self.model_cfg.get("llmfleet_sim") or {}).get("weights_gb", 0))
         tp = int(flags.value(self.args, "tensor_parallel_size", "tp_size", default=1))
         per_gpu = weights_gb / max(tp, 1)
+        total = self.sim.gpu_memory_gb
+        avail = total - self.gpu.others_gb()
         arch = (self.model_cfg.get("architectures") or ["?"])[0]
         dtype = flags.value(self.args, "dtype", default="auto")
-        log("Load weight begin. avail mem=192.00 GB (simulated GPU, no weights are read)", tp=True)
+        log(f"Load weight begin. avail mem={avail:.2f} GB (simulated GPU, no weights are read)", tp=True)
+        self.gpu.set(force=True, memory_mb=int(per_gpu * 1024 * 0.5))
         await asyncio.sleep(s * 0.5)
-        log(f"Load weight end. type={arch}, dtype={dtype}, avail mem={192 - per_gpu:.2f} GB, "
+        log(f"Load weight end. type={arch}, dtype={dtype}, avail mem={avail - per_gpu:.2f} GB, "
             f"mem usage={per_gpu:.2f} GB.", tp=True)
+        self.gpu.set(force=True, memory_mb=int(per_gpu * 1024))
+        fraction = gpu.DEFAULT_MEM_FRACTION if self.mem_fraction is None else float(self.mem_fraction)
+        if avail - per_gpu <= total * (1 - fraction):  # SGLang's rest_memory <= 0: no KV cache at all
+            log("Scheduler hit an exception: RuntimeError: Not enough memory. Please try to increase "
+                f"--mem-fraction-static. Current value: self.server_args.mem_fraction_static={fraction}", tp=True)
+            raise StartFailed("memory held by other processes")
         await asyncio.sleep(s * 0.1)
         log(f"max_running_requests={flags.value(self.args, 'max_running_requests', default='auto')}, "
             f"context_len={self.context_len}", tp=True)
-        log("Capture cuda graph begin. This can take up to several minutes.", tp=True)
+        self.gpu.set(force=True, memory_mb=int(fraction * total * 1024))
+        log(f"Capture cuda graph begin. This can take up to several minutes. avail mem={total * (1 - fraction):.2f} GB",
+            tp=True)
         await asyncio.sleep(s * 0.3)
-        log("Capture cuda graph end. (simulated: no kernels run)", tp=True)
+        if not gpu.capture_fits(self.mem_fraction, self.sim.max_mem_fraction_static):
+            lines = gpu.oom_lines(total, fraction)
+            log(lines[0], tp=True)
+            sys.stderr.write("\n".join(lines[1:]) + "\n")
+            sys.stderr.flush()
+            raise StartFailed("graph capture out of memory")
+        self.gpu.set(force=True, memory_mb=int(gpu.planned_gb(total, self.mem_fraction) * 1024))
+        log(f"Capture cuda graph end. Time elapsed: {s * 0.3:.2f} s. mem usage={gpu.GRAPH_MEMORY_GB:.2f} GB. "
+            "(simulated: no kernels run)", tp=True)
         await asyncio.sleep(s * 0.1)
         self.ready = True
+        self.gpu.set(force=True, ready=True)
         log("The server is fired up and ready to roll!")
+
+
+class StartFailed(Exception):
+    """The simulated start-up failed the way a real one does; the server exits 1."""
+
+
+async def _heartbeat(device: gpu.Gpu, every: float = 1.0) -> None:
+    while True:
+        device.heartbeat()
+        await asyncio.sleep(every)
 
 
 async def _serve(server: Server, host: str, port: int) -> int:
@@ -471,12 +507,16 @@ async def _serve(server: Server, host: str, port: int) -> int:
         loop.add_signal_handler(sig, stop.set)
     engine_task = asyncio.ensure_future(server.engine.run())
     load_task = asyncio.ensure_future(server.load())
+    beat_task = asyncio.ensure_future(_heartbeat(server.gpu))
+    load_task.add_done_callback(lambda t: stop.set() if not t.cancelled() and t.exception() else None)
     await stop.wait()
-    log("Shutting down (signal received).")
-    for task in (engine_task, load_task):
+    failed = load_task.done() and not load_task.cancelled() and load_task.exception() is not None
+    log("Shutting down (start-up failed)." if failed else "Shutting down (signal received).")
+    for task in (engine_task, load_task, beat_task):
         task.cancel()
+    server.gpu.stopped()
     await runner.cleanup()
-    return 0
+    return EXIT_START_FAILED if failed else 0
 
 
 def main(argv: Sequence[str], prog: str | None = None) -> int:
@@ -516,7 +556,8 @@ def main(argv: Sequence[str], prog: str | None = None) -> int:
     load_seconds = float(os.environ.get(ENV_LOAD, sim.load_seconds))
     log(f"model {model_path} from {snapshot} (simulated: config and tokenizer only); "
         f"latency model {latency.name!r}; {visible_gpus()} GPUs visible")
-    server = Server(args, sim, latency, text, model_path, model_cfg, int(context_len), load_seconds, flag_source)
+    device = gpu.Gpu(gpu.state_dir(), tp * pp, sim.gpu_memory_gb)
+    server = Server(args, sim, latency, text, model_path, model_cfg, int(context_len), load_seconds, flag_source, device)
     host = flags.value(args, "host", default="127.0.0.1")
     port = int(flags.value(args, "port", default=30000))
     return asyncio.run(_serve(server, host, port))
