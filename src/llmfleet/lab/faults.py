@@ -33,12 +33,13 @@ def check(action: str, value: float | None) -> None:
         raise ValueError(f"--{action} needs a value")
     if action not in NEEDS_VALUE and value is not None:
         raise ValueError(f"--{action} takes no value")
+    amount = 0.0 if value is None else float(value)
     if action == "slow":
-        netns.tbf_args(float(value))  # validates
+        netns.tbf_args(amount)  # validates
     if action == "loss":
-        netns.loss_ruleset(float(value))  # validates
+        netns.loss_ruleset(amount)  # validates
     if action == "slow-gpu":
-        smi.gpu_faults({}, slow_gpu_pct=float(value))  # validates
+        smi.gpu_faults({}, slow_gpu_pct=amount)  # validates
 
 
 def check_control(action: str) -> None:
@@ -53,8 +54,8 @@ def apply_control(state: State, action: str, value: float | None) -> dict:
     check(action, value)
     check_control(action)
     faults: dict[str, Any] = {}
-    if action == "slow":
-        netns.run(netns.control_slow_cmd(float(value)))
+    if action == "slow" and value is not None:
+        netns.run(netns.control_slow_cmd(value))
         faults["slow_mbit"] = float(value)
     else:
         netns.run(netns.control_unslow_cmd(), check=False)  # "no such qdisc" when it was not slowed
@@ -95,6 +96,7 @@ def apply(layout: Layout, state: State, name: str, action: str, value: float | N
           machine: hosts.Machine) -> dict:
     """Carry out one fault on a recorded host; return the host's faults afterwards."""
     check(action, value)
+    amount = 0.0 if value is None else float(value)
     rec = state.hosts[name]
     h = topo.host_net(rec["index"])
     hf = HostFiles(layout.host_dir(name))
@@ -103,12 +105,12 @@ def apply(layout: Layout, state: State, name: str, action: str, value: float | N
         netns.run(netns.cut_cmd(h, True))
         faults["cut"] = True
     elif action == "slow":
-        for argv in netns.slow_cmds(h, float(value)):
+        for argv in netns.slow_cmds(h, amount):
             netns.run(argv)
-        faults["slow_mbit"] = float(value)
+        faults["slow_mbit"] = amount
     elif action == "loss":
-        netns.run(netns.in_netns(h.netns, ["nft", "-f", "-"]), input=netns.loss_ruleset(float(value)))
-        faults["loss_pct"] = float(value)
+        netns.run(netns.in_netns(h.netns, ["nft", "-f", "-"]), input=netns.loss_ruleset(amount))
+        faults["loss_pct"] = amount
     elif action == "stop-docker":
         faults["stop_docker"] = True
         _save(state, name, faults)
@@ -122,7 +124,7 @@ def apply(layout: Layout, state: State, name: str, action: str, value: float | N
         gpu = {k: v for k, v in (("slow_gpu_pct", faults.get("slow_gpu_pct")),
                                  ("hold_gpu_memory", faults.get("hold_gpu_memory"))) if v}
         if action == "slow-gpu":
-            gpu = smi.gpu_faults(gpu, slow_gpu_pct=float(value))
+            gpu = smi.gpu_faults(gpu, slow_gpu_pct=amount)
         else:
             gpu = smi.gpu_faults(gpu, hold_memory=True)
         set_gpu_faults(hf, gpu)
