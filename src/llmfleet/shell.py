@@ -16,7 +16,20 @@ def join(argv: Sequence[str]) -> str:
     """Quote an argv list for a POSIX shell (the remote side of SSH is always one)."""
     if isinstance(argv, str):  # a str is a sequence too: refuse it loudly
         raise TypeError("join() takes an argv list, not a string")
-    return shlex.join(str(a) for a in argv)
+    words = [str(a) for a in argv]
+    for word in words:  # no shell can carry NUL (sshd would refuse or cut the command short), SSH sends UTF-8
+        if "\x00" in word or not word.isprintable() and _not_utf8(word):
+            raise ValueError(f"a command argument is not text a remote shell can receive: {word!r}")
+    return shlex.join(words)
+
+
+def _not_utf8(word: str) -> bool:
+    """Lone surrogates (e.g. from undecodable bytes in sys.argv) cannot be sent; they would crash the send."""
+    try:
+        word.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def pipeline(*commands: Sequence[str]) -> str:
