@@ -59,18 +59,23 @@ class _Loader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
-    loader.flatten_mapping(node)
+    """A LineDict; a key written twice is an error, a key written over one from ``<<: *merge`` is not."""
+    own_keys = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+    loader.flatten_mapping(node)  # merged pairs first, then the mapping's own
     out = LineDict()
     out.path = getattr(loader, "_llmfleet_path", None)
     out.line = node.start_mark.line + 1
+    written: set[Any] = set()
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         try:
             hash(key)
         except TypeError:
-            raise InputError("a mapping key must be a plain value", out.path, key_node.start_mark.line + 1)
-        if key in out:
-            raise InputError(f"duplicate key {key!r}", out.path, key_node.start_mark.line + 1)
+            raise InputError("a mapping key must be a plain value", out.path, key_node.start_mark.line + 1) from None
+        if id(key_node) in own_keys:
+            if key in written:
+                raise InputError(f"duplicate key {key!r}", out.path, key_node.start_mark.line + 1)
+            written.add(key)
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[key] = key_node.start_mark.line + 1
     return out
@@ -130,7 +135,12 @@ def loads(text: str, path: str | Path | None = None) -> Any:
     where = str(path) if path else None
     if len(text) > MAX_FILE_BYTES:
         raise InputError(f"{LIMIT_PREFIX} YAML text larger than {MAX_FILE_BYTES} bytes", where)
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:  # a control character: before any parsing
+        raise InputError(
+            f"invalid YAML: character {exc.character!r} is not allowed", path, text.count("\n", 0, exc.position) + 1
+        ) from None
     loader._llmfleet_path = where
     try:
         node = loader.get_single_node()
@@ -140,8 +150,7 @@ def loads(text: str, path: str | Path | None = None) -> Any:
         return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise InputError(f"invalid YAML: {exc.problem or exc}", path, line) from None
+        raise InputError(f"invalid YAML: {exc.problem or exc}", path, mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", path) from None
     except RecursionError:

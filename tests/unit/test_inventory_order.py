@@ -15,6 +15,7 @@ touching them only the host *set* is compared (and, for subscripts, nothing).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -26,7 +27,12 @@ import pytest
 
 from llmfleet.errors import InputError
 from llmfleet.inventory import Inventory, load_inventory
-from llmfleet.inventory.patterns import compile_matcher, order_parts, split_pattern, split_subscript
+from llmfleet.inventory.patterns import (
+    compile_matcher,
+    order_parts,
+    split_pattern,
+    split_subscript,
+)
 from tests.unit.test_inventory_ansible import generate
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "inventories"
@@ -110,6 +116,7 @@ def ansible_lists(inventory: Path, patterns: list[str], scratch: Path) -> dict[s
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)
@@ -121,7 +128,7 @@ def patterns_for(inv: Inventory) -> list[str]:
     out = ["all", "*", "all[0]", "all[-1]", "ungrouped"]
     for g in groups:
         out += [g, f"{g}[0]", f"{g}[-1]", f"{g}[1:3]", f"{g}[1:]"]
-    for a, b in zip(groups, groups[1:]):
+    for a, b in itertools.pairwise(groups):
         out += [f"{b},{a}", f"{a}:&{b}", f"{a}:!{b}", f"!{a}", f"{b}[-1],{a}[0]"]
     hosts = list(inv.hosts)
     if hosts:
