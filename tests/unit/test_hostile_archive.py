@@ -227,7 +227,8 @@ shaped_manifests = st.fixed_dictionaries({  # passes the schema: only paths, hos
     "model": st.text(max_size=12), "status": st.text(max_size=8),
     "hosts": st.one_of(st.dictionaries(st.one_of(st.just("lab1"), hostile_paths), st.just({}), max_size=3),
                        st.lists(st.one_of(st.just("lab1"), hostile_paths), max_size=3)),
-    "files": st.one_of(st.just([entry("lab1/bench/low.log", BLOCK.encode())]), st.lists(well_formed_entries, max_size=4)),
+    "files": st.one_of(st.just([entry("lab1/bench/low.log", BLOCK.encode())]),
+                       st.lists(well_formed_entries, max_size=4)),
 })
 manifests = st.one_of(random_manifests, shaped_manifests)
 LAYOUTS = ["plain", "host-symlink", "file-symlink", "fifo", "extra"]
