@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from . import paths, yamlsrc
+import msgspec
+
+from . import paths, schema, yamlsrc
 from .errors import InputError
 
 
@@ -44,6 +46,31 @@ class Profile:
     warmup: bool = False
 
 
+class BenchDefaults(schema.Struct):
+    """The cookbook's bench_serving workload (catalog/profiles.yml `defaults:`)."""
+
+    dataset: Literal["random", "random-ids", "sharegpt-file"]
+    input_len: Annotated[int, msgspec.Meta(ge=1)]
+    output_len: Annotated[int, msgspec.Meta(ge=1)]
+    request_rate: str
+
+
+class AccuracyDefaults(schema.Struct):
+    num_questions: Annotated[int, msgspec.Meta(ge=1)]
+
+
+class _ProfileSpec(schema.Struct):
+    num_prompts: Annotated[int, msgspec.Meta(ge=1)]
+    max_concurrency: Annotated[int, msgspec.Meta(ge=1)]
+    warmup: bool = False
+
+
+class _ProfilesFile(schema.Struct):
+    defaults: BenchDefaults
+    profiles: dict[str, _ProfileSpec]
+    accuracy: AccuracyDefaults
+
+
 @dataclass
 class Catalog:
     models: dict[str, Model]
@@ -51,8 +78,8 @@ class Catalog:
     device_flags: dict[str, list[str]]
     images: dict[str, Any]
     profiles: dict[str, Profile]
-    bench_defaults: dict[str, Any]
-    accuracy_defaults: dict[str, Any] = field(default_factory=dict)
+    bench_defaults: BenchDefaults
+    accuracy_defaults: AccuracyDefaults
     source: Path = Path("catalog")
 
     def model(self, key: str) -> Model:
@@ -155,19 +182,19 @@ def load(directory: Path | None = None) -> Catalog:
     for key in ("default_version", "amd_tag", "nvidia_tag", "versions"):
         _require(images, key, "images.yml")
 
-    prof_doc = _mapping(yamlsrc.load(directory / "profiles.yml"), directory / "profiles.yml")
-    profiles = {}
-    for name, spec in _require(prof_doc, "profiles", "profiles.yml").items():
-        yamlsrc.check_keys(spec, {"num_prompts", "max_concurrency", "warmup"}, f"profile {name!r}")
-        profiles[name] = Profile(name, int(spec["num_prompts"]), int(spec["max_concurrency"]), bool(spec.get("warmup")))
+    prof_path = directory / "profiles.yml"
+    prof = schema.convert(yamlsrc.load(prof_path), _ProfilesFile, path=str(prof_path))
+    profiles = {
+        str(name): Profile(str(name), p.num_prompts, p.max_concurrency, p.warmup) for name, p in prof.profiles.items()
+    }
     return Catalog(
         models=models,
         hardware=hardware,
         device_flags={k: list(v) for k, v in device_flags.items()},
         images=images,
         profiles=profiles,
-        bench_defaults=dict(prof_doc.get("defaults", {})),
-        accuracy_defaults=dict(prof_doc.get("accuracy", {})),
+        bench_defaults=prof.defaults,
+        accuracy_defaults=prof.accuracy,
         source=directory,
     )
 

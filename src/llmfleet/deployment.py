@@ -10,47 +10,25 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Mapping
 
 from .catalog import Catalog, Hardware, Model
 from .commands import docker, sglang
 from .errors import InputError
 from .facts import HostFacts
+from .settings import Settings
 
 MANAGED_LABEL = "org.llmfleet.managed"
 PORT_LABEL = "org.llmfleet.port"
+MODEL_LABEL = f"{docker.LABEL_PREFIX}.model"
 CONTAINER_WORKDIR = "/llmfleet"  # the host's <remote_dir>/work inside the container
 CONTAINER_HF_HOME = "/root/.cache/huggingface"
 
 
-def _bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
-DEFAULT_REMOTE_DIR = "/var/lib/llmfleet"
-DEFAULT_CONTAINER = "llmfleet-sglang"
-
-
-def remote_dir(v: Mapping[str, Any]) -> str:
-    """The toolkit's folder on a host (roles/preflight/defaults.yml documents it)."""
-    return str(v.get("remote_dir") or DEFAULT_REMOTE_DIR).rstrip("/")
-
-
-def container_name(v: Mapping[str, Any]) -> str:
-    return str(v.get("container_name") or DEFAULT_CONTAINER)
-
-
-def hf_home(v: Mapping[str, Any]) -> str:
-    """The host's Hugging Face cache: `hf_home`, or <remote_dir>/hf."""
-    return str(v.get("hf_home") or f"{remote_dir(v)}/hf")
-
-
-def image_tag(catalog: Catalog, v: Mapping[str, Any], hardware: Hardware) -> tuple[str, str]:
-    """(SGLang version, image tag): the `image` variable, or the catalog's tag for this hardware."""
-    version = str(v.get("sglang_version") or catalog.images["default_version"])
-    return version, str(v.get("image") or catalog.image_tag(version, hardware))
+def image_tag(catalog: Catalog, s: Settings, hardware: Hardware) -> tuple[str, str]:
+    """(SGLang version, image tag): the `image` setting, or the catalog's tag for this hardware."""
+    version = s.sglang_version or str(catalog.images["default_version"])
+    return version, s.image or catalog.image_tag(version, hardware)
 
 
 def detect_hardware(catalog: Catalog, facts: HostFacts | None, declared: str | None) -> Hardware:
@@ -112,7 +90,7 @@ class Deployment:
     def run_argv(self, config_hash: str | None = None) -> list[str]:
         labels = {
             MANAGED_LABEL: "true",
-            f"{docker.LABEL_PREFIX}.model": self.model.key,
+            MODEL_LABEL: self.model.key,
             PORT_LABEL: str(self.server.port),  # `status` and `logs` find the server without flags
         }
         if config_hash:
@@ -141,54 +119,40 @@ def secret_fingerprint(secrets: Mapping[str, str]) -> str:
     return hashlib.sha256(b"llmfleet-secret-fingerprint\n" + text.encode()).hexdigest()[:16]
 
 
-def build(catalog: Catalog, v: Mapping[str, Any], facts: HostFacts | None, has_secrets: bool) -> Deployment:
-    """A host's Deployment from its resolved variables (see roles/*/defaults.yml for each)."""
-    if not v.get("model"):
-        raise InputError("no model given: pass --model scout|maverick")
-    model = catalog.model(str(v["model"]))
-    hardware = detect_hardware(catalog, facts, v.get("hardware"))
-    version, image = image_tag(catalog, v, hardware)
-    launcher = str(v.get("launcher") or catalog.launcher(version))
-    quant = str(v.get("quant", "bf16"))
-    if quant not in ("bf16", "fp8"):
-        raise InputError(f"--quant takes bf16 or fp8, not {quant!r}")
-    eagle3 = _bool(v.get("eagle3", False))
-    if eagle3 and not model.eagle3_draft:
-        raise InputError(f"model {model.key} has no EAGLE3 draft model in catalog/models.yml")
-    extra = v.get("extra_server_args") or []
-    if isinstance(extra, str):
-        import shlex
+def build(catalog: Catalog, s: Settings, facts: HostFacts | None, has_secrets: bool, model: str | None = None) -> Deployment:
+    """A host's Deployment from its settings (roles/*/defaults.yml documents each).
 
-        extra = shlex.split(extra)
-    try:
-        context_length = int(v.get("context_length", 65536))
-        port = int(v.get("port", 8000))
-        tp = int(v.get("tp") or hardware.gpus)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"bad number in variables: {exc}") from None
+    ``model`` overrides the `model` setting (status and stop read it from the running container).
+    """
+    model_key = model or s.model
+    if not model_key:
+        raise InputError("no model given: pass --model scout|maverick")
+    m = catalog.model(model_key)
+    hardware = detect_hardware(catalog, facts, s.hardware)
+    version, image = image_tag(catalog, s, hardware)
+    if s.eagle3 and not m.eagle3_draft:
+        raise InputError(f"model {m.key} has no EAGLE3 draft model in catalog/models.yml")
     spec = sglang.ServerSpec(
-        hf_id=model.hf_id,
-        tp=tp,
-        quant=quant,
-        tool_calls=_bool(v.get("tool_calls", False)),
-        eagle3_draft=model.eagle3_draft if eagle3 else None,
-        context_length=context_length,
-        host=str(v.get("bind_host", "0.0.0.0")),
-        port=port,
-        launcher=launcher,
-        extra_args=tuple(str(a) for a in extra),
+        hf_id=m.hf_id,
+        tp=s.tp or hardware.gpus,
+        quant=s.quant,
+        tool_calls=s.tool_calls,
+        eagle3_draft=m.eagle3_draft if s.eagle3 else None,
+        context_length=s.context_length,
+        host=s.bind_host,
+        port=s.port,
+        launcher=s.launcher or catalog.launcher(version),
+        extra_args=s.server_extra_args,
     )
-    root = remote_dir(v)
-    container = container_name(v)
     return Deployment(
-        model=model,
+        model=m,
         hardware=hardware,
         version=version,
         image=image,
-        container=container,
+        container=s.container_name,
         server=spec,
         device_flags=tuple(catalog.device_flags[hardware.vendor]),
-        remote_dir=root,
-        hf_home=hf_home(v),
-        env_file=f"{root}/secrets/{container}.env" if has_secrets else None,
+        remote_dir=s.remote_root,
+        hf_home=s.hf_cache,
+        env_file=f"{s.remote_root}/secrets/{s.container_name}.env" if has_secrets else None,
     )

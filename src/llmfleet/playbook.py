@@ -1,23 +1,26 @@
 """Playbooks and roles: YAML that says which steps run, in what order, with which variables.
 
 A playbook lists roles; a role is `roles/<name>/tasks.yml` (steps) plus
-`roles/<name>/defaults.yml` (its variables' defaults). Every step names one of a
-small set of actions implemented in Python (``llmfleet.actions``). All of it is
-validated before anything connects, with file:line errors.
+`roles/<name>/defaults.yml` (the settings it declares, read by ``llmfleet.settings``).
+Every step names one of a small set of actions implemented in Python
+(``llmfleet.actions``), each with its declared arguments, inputs and outputs
+(``llmfleet.steps.ActionSpec``). All of it is validated before anything connects,
+with file:line errors: an unknown action or argument, and a step that needs state
+no earlier step provides.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from . import paths, yamlsrc
 from .errors import InputError
+from .steps import ActionSpec
 
 _PLAYBOOK_KEYS = {"name", "description", "roles", "vars", "lock"}
-_STEP_KEYS = {"name", "action", "args", "always", "modes"}
-MODES = ("apply", "check", "dry-run")
+_STEP_KEYS = {"name", "action", "args", "always"}
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,6 @@ class Step:
 @dataclass
 class Role:
     name: str
-    defaults: dict[str, Any]
     steps: list[Step]
 
 
@@ -51,7 +53,7 @@ class Playbook:
         return [s for r in self.roles for s in r.steps]
 
 
-def load_role(name: str, roles_dir: Path, known_actions: dict[str, set[str]]) -> Role:
+def load_role(name: str, roles_dir: Path, known_actions: Mapping[str, ActionSpec]) -> Role:
     role_dir = roles_dir / name
     tasks_path = role_dir / "tasks.yml"
     if not tasks_path.is_file():
@@ -72,7 +74,8 @@ def load_role(name: str, roles_dir: Path, known_actions: dict[str, set[str]]) ->
         args = raw.get("args") or {}
         if not isinstance(args, dict):
             raise InputError("args must be a mapping", tasks_path, raw.line_of("args"))
-        yamlsrc.check_keys(args, known_actions[action], f"args of action {action!r}") if args else None
+        if args:
+            yamlsrc.check_keys(args, set(known_actions[action].args), f"args of action {action!r}")
         steps.append(
             Step(
                 name=str(raw.get("name") or action),
@@ -83,16 +86,25 @@ def load_role(name: str, roles_dir: Path, known_actions: dict[str, set[str]]) ->
                 where=f"{tasks_path}:{raw.line}",
             )
         )
-    defaults_path = role_dir / "defaults.yml"
-    defaults = yamlsrc.load(defaults_path) if defaults_path.is_file() else {}
-    if defaults is None:
-        defaults = {}
-    if not isinstance(defaults, dict):
-        raise InputError("defaults.yml must be a mapping", defaults_path, 1)
-    return Role(name=name, defaults=dict(defaults), steps=steps)
+    return Role(name=name, steps=steps)
 
 
-def load_playbook(name: str, known_actions: dict[str, set[str]], root: Path | None = None) -> Playbook:
+def check_order(steps: list[Step], known_actions: Mapping[str, ActionSpec]) -> None:
+    """Every step's inputs are provided by an earlier step (checked once, here, not by each action)."""
+    provided: set[str] = set()
+    for step in steps:
+        spec = known_actions[step.action]
+        missing = sorted(spec.requires - provided)
+        if missing:
+            path, _, line = step.where.rpartition(":")
+            raise InputError(
+                f"step {step.name!r} ({step.action}) needs {', '.join(missing)}, which no earlier step provides",
+                path or None, int(line) if line.isdigit() else None,
+            )  # fmt: skip
+        provided |= spec.provides
+
+
+def load_playbook(name: str, known_actions: Mapping[str, ActionSpec], root: Path | None = None) -> Playbook:
     """Load `playbooks/<name>.yml` (or a path) and its roles."""
     pb_path = Path(name) if name.endswith((".yml", ".yaml")) else (root or paths.playbooks_dir()) / f"{name}.yml"
     roles_dir = (root.parent / "roles") if root else paths.roles_dir()
@@ -111,6 +123,7 @@ def load_playbook(name: str, known_actions: dict[str, set[str]], root: Path | No
     pb_vars = doc.get("vars") or {}
     if not isinstance(pb_vars, dict):
         raise InputError("vars must be a mapping", pb_path, doc.line_of("vars"))
+    check_order([s for r in roles for s in r.steps], known_actions)
     return Playbook(
         name=str(doc.get("name", pb_path.stem)),
         path=pb_path,

@@ -1,21 +1,22 @@
-"""One playbook run from the command line's point of view: load, run, archive, report.
+"""One playbook run from the command line's point of view: check everything, run, archive.
 
-The tasks in ``llmfleet.cli`` call :func:`execute`; it owns the order of things
-(validate all input before connecting, archive atomically, recap at the end).
+The tasks in ``llmfleet.cli`` call :func:`execute`; it owns the order of things: every
+input (playbook, inventory, settings of every host, catalog names, the token) is
+checked before anything connects or any run folder is created; then the runner works
+on the hosts; then the archive is written atomically.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, ContextManager, Sequence
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-from rich.table import Table
-
-from . import __version__, archive, catalog, inventory, paths, playbook, runner, secrets, shell, variables
-from .actions import ACTIONS, ARGS
+from . import __version__, archive, catalog, inventory, paths, playbook, runner, secrets, settings
+from .actions import ACTIONS
+from .errors import InputError
+from .steps import Event, RunContext
+from .transport import Endpoint, jump_from_args
 
 
 @dataclass
@@ -25,76 +26,92 @@ class Request:
     inventory: str | None = None
     mode: str = "apply"  # apply | check | dry-run
     cli_vars: dict[str, Any] = field(default_factory=dict)
-    forks: int = 32
+    forks: int = runner.DEFAULT_FORKS
     serial: str | None = None
     hf_token_file: str | None = None
     archive: bool = True
 
 
-def _resolver(role_defaults: dict, host: Any, pb_vars: dict, cli_vars: Mapping[str, Any]) -> Mapping[str, Any]:
-    return variables.resolve(role_defaults, host, pb_vars, dict(cli_vars))
+@dataclass
+class Prepared:
+    """A run that passed every check: nothing has connected yet."""
+
+    playbook: playbook.Playbook
+    catalog: catalog.Catalog
+    plans: list[runner.HostPlan]
+    hf_token: str | None
 
 
-def execute(req: Request, console: Console) -> runner.RunReport:
-    """Validate everything, run the playbook on the selected hosts, archive, and return the report."""
+def endpoint(host: Any, s: settings.Settings, resolved: Any) -> Endpoint:
+    """How to reach a host: the inventory's ansible_* values, `known_hosts_file`, a ProxyJump."""
+    key_file = resolved.get("ansible_ssh_private_key_file") or host.key_file
+    return Endpoint(
+        name=host.name,
+        address=host.address,
+        port=int(host.port or 22),
+        user=host.user,
+        key_file=str(key_file) if key_file else None,
+        known_hosts_file=s.known_hosts_file or host.known_hosts_file,
+        jump=jump_from_args(resolved.get("ansible_ssh_common_args"), resolved.get("ansible_ssh_extra_args")),
+    )
+
+
+def plan_hosts(hosts: Sequence[Any], pb: playbook.Playbook, cat: catalog.Catalog,
+               cli_vars: dict[str, Any]) -> list[runner.HostPlan]:  # fmt: skip
+    """Every host's checked settings and endpoint; the first bad one is an InputError."""
+    settings.check_keys(cli_vars, pb.vars)
+    plans = []
+    for h in hosts:
+        hs = settings.for_host(h, pb.vars, cli_vars)
+        settings.check_catalog(hs.settings, cat)
+        plans.append(runner.HostPlan(h, endpoint(h, hs.settings, hs.resolved), hs.settings, hs.resolved,
+                                     lock_root=hs.settings.remote_root))  # fmt: skip
+    return plans
+
+
+def prepare(req: Request) -> Prepared:
+    """Check everything a run needs, before anything connects."""
+    if req.forks < 1:
+        raise InputError(f"--forks takes a whole number of at least 1, not {req.forks}")
     cat = catalog.load()
-    pb = playbook.load_playbook(req.playbook, ARGS)
+    pb = playbook.load_playbook(req.playbook, ACTIONS)
     inv = inventory.load_inventory(req.inventory or paths.default_inventory())
     hosts = inv.select(req.hosts)
     cli_vars = {k: v for k, v in req.cli_vars.items() if v is not None}
-    if "model" in cli_vars:
-        cat.model(str(cli_vars["model"]))  # unknown model: exit 2 before any connection
-    for h in hosts:
-        hw = h.vars.get("hardware")
-        if hw:
-            cat.hw(str(hw))
+    plans = plan_hosts(hosts, pb, cat, cli_vars)
+    if req.serial:
+        runner.batch_size(len(hosts), req.serial)
     token = secrets.load_hf_token(token_file=req.hf_token_file)
-    ctx = runner.RunContext(
-        playbook=pb,
-        catalog=cat,
-        mode=req.mode,
-        cli_vars=cli_vars,
-        resolve_vars=_resolver,
-        secrets=[token] if token else [],
-        emit=lambda line: console.print(line, highlight=False, soft_wrap=True),
-    )
-    ctx.shared["hf_token"] = token
-    console.print(
-        f"[bold]{pb.name}[/] on {len(hosts)} host(s): {', '.join(h.name for h in hosts)}"
-        + (f"  [yellow]({req.mode}: nothing will be changed)[/]" if req.mode != "apply" else "")
-    )
+    return Prepared(pb, cat, plans, token)
+
+
+def execute(req: Request, emit: Callable[[Event], None], say: Callable[[str], None],
+            progress: ContextManager[Any] | None = None, connect: runner.Connect = runner.connect_ssh) -> runner.RunReport:  # fmt: skip
+    """Check everything, run the playbook on the selected hosts, archive, and return the report.
+
+    ``connect`` opens a host's session (``llmfleet.testing.FakeNetwork.connect`` in unit tests).
+    """
+    prep = prepare(req)
+    ctx = RunContext(playbook=prep.playbook, catalog=prep.catalog, mode=req.mode, hf_token=prep.hf_token, emit=emit)
+    names = [p.host.name for p in prep.plans]
+    say(f"{prep.playbook.name} on {len(names)} host(s): {', '.join(names)}"
+        + (f"  ({req.mode}: nothing will be changed)" if req.mode != "apply" else ""))  # fmt: skip
     if req.mode == "dry-run" or not req.archive:
-        return runner.run(ctx, hosts, ACTIONS, forks=req.forks, serial=req.serial)
-    meta = {
-        "kind": pb.name,
-        "mode": req.mode,
-        "model": cli_vars.get("model"),
-        "hf_id": cat.model(str(cli_vars["model"])).hf_id if cli_vars.get("model") else None,
-        "hosts": [h.name for h in hosts],
-        "flags": {k: v for k, v in cli_vars.items() if k != "model"},
-        "toolkit_version": __version__,
-        "inventory": str(req.inventory or "inventory/"),
-        # lab hosts simulate GPUs and model: their numbers must never pass for hardware results
-        "simulated": all(h.vars.get("lab") is True for h in hosts),
-    }
-    with archive.new_run(meta) as run:
+        return runner.run(ctx, prep.plans, ACTIONS, forks=req.forks, serial=req.serial, connect=connect)
+    with archive.new_run(run_meta(req, prep)) as run:
         ctx.run_id = run.run_id
-        progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-            console=console, transient=True,
-        )  # fmt: skip
         ctx.shared["progress"] = progress
-        with progress:
-            report = runner.run(ctx, hosts, ACTIONS, forks=req.forks, serial=req.serial)
+        with progress or nullcontext():
+            report = runner.run(ctx, prep.plans, ACTIONS, forks=req.forks, serial=req.serial, connect=connect)
         for host, files in sorted(ctx.host_files.items()):
             for rel, data in sorted(files.items()):
                 run.write(f"{host}/{rel}", data)
-        run.write("events.jsonl", shell.mask(runner.events_jsonl(ctx.events), ctx.secrets))
+        run.write("events.jsonl", runner.events_jsonl(ctx.events))
         versions = {m.get("sglang_version") for m in ctx.host_meta.values()} - {None}
         run.update_meta(
             status="ok" if report.success else "failed",
             recap={h: r.as_json() for h, r in report.recap.items()},
-            hosts={h.name: ctx.host_meta.get(h.name, {}) for h in hosts},
+            hosts={p.host.name: ctx.host_meta.get(p.host.name, {}) for p in prep.plans},
             sglang_version=versions.pop() if len(versions) == 1 else None,
             duration_s=round(report.duration_s, 3),
         )
@@ -102,34 +119,19 @@ def execute(req: Request, console: Console) -> runner.RunReport:
     return report
 
 
-def recap_table(report: runner.RunReport) -> Table:
-    table = Table(title=f"recap: {report.playbook} ({report.mode}, {report.duration_s:.1f}s)", title_justify="left")
-    for col in ("host", "ok", "changed", "failed", "skipped", "unreachable", "note"):
-        table.add_column(col, justify="right" if col in ("ok", "changed", "failed", "skipped") else "left")
-    for host, r in report.recap.items():
-        style = "red" if not r.success else ("yellow" if r.changed else "green")
-        note = r.message.splitlines()[0][:100] if r.message else ""
-        table.add_row(
-            f"[{style}]{host}[/]", str(r.ok), str(r.changed), str(r.failed), str(r.skipped),
-            "yes" if r.unreachable else "no", escape(note),
-        )  # fmt: skip
-    return table
-
-
-def print_dry_run(report: runner.RunReport, console: Console) -> None:
-    """Each host's exact commands, in order (what `--dry-run` promises)."""
-    by_host: dict[str, list[str]] = {}
-    for r in report.results:
-        by_host.setdefault(r.host, []).extend(r.commands)
-    for host, commands in by_host.items():
-        console.print(f"\n[bold]{host}[/]")
-        for i, cmd in enumerate(commands, 1):
-            console.print(f"  {i:>2}. {escape(cmd)}", soft_wrap=True, highlight=False)
-
-
-def failures(report: runner.RunReport, console: Console) -> None:
-    """Full messages of failed steps (the recap shows one line)."""
-    for r in report.results:
-        if r.status == runner.FAILED:
-            console.print(f"\n[bold red]{r.host} {r.role} : {r.step} failed[/]\n  {escape(r.message)}", soft_wrap=True)
-
+def run_meta(req: Request, prep: Prepared) -> dict[str, Any]:
+    """The manifest's description of the run (archive format: docs/archive-format.md)."""
+    cli_vars = {k: v for k, v in req.cli_vars.items() if v is not None}
+    model = cli_vars.get("model")
+    return {
+        "kind": prep.playbook.name,
+        "mode": req.mode,
+        "model": model,
+        "hf_id": prep.catalog.model(str(model)).hf_id if model else None,
+        "hosts": [p.host.name for p in prep.plans],
+        "flags": {k: v for k, v in cli_vars.items() if k != "model"},
+        "toolkit_version": __version__,
+        "inventory": str(req.inventory or "inventory/"),
+        # lab hosts simulate GPUs and model: their numbers must never pass for hardware results
+        "simulated": bool(prep.plans) and all(p.settings.lab for p in prep.plans),
+    }

@@ -23,9 +23,10 @@ gets 65536, and ``.source("context_length")`` names the group_vars file and line
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from .inventory import Host
+if TYPE_CHECKING:
+    from .inventory import Host
 
 ROLE_DEFAULTS = "role defaults"
 INVENTORY = "inventory"
@@ -89,15 +90,20 @@ def resolve(
     host: Host | None,
     playbook_vars: Mapping[str, Any],
     cli_vars: Mapping[str, Any],
+    default_sources: Mapping[str, str] | None = None,
 ) -> ResolvedVars:
-    """Merge the four layers for one host (``host=None``: no inventory layer)."""
+    """Merge the four layers for one host (``host=None``: no inventory layer).
+
+    ``default_sources`` names the file:line of each default when the defaults come
+    from several files (``llmfleet.settings`` merges every role's).
+    """
     chains: dict[str, list[Setting]] = {}
 
     def add(layer: str, name: str, value: Any, where: str | None) -> None:
         chains.setdefault(name, []).append(Setting(layer, value, where))
 
     for name, value in role_defaults.items():
-        add(ROLE_DEFAULTS, name, value, _where(role_defaults, name))
+        add(ROLE_DEFAULTS, name, value, (default_sources or {}).get(name) or _where(role_defaults, name))
     if host is not None:
         for name, value in host.vars.items():
             add(INVENTORY, name, value, host.var_sources.get(name))

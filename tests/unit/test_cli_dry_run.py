@@ -71,7 +71,7 @@ def test_unknown_host_pattern_is_exit_2():
 
 
 def test_bad_playbook_step_names_file_and_line(tmp_path):
-    from llmfleet.actions import ARGS
+    from llmfleet.actions import ACTIONS
     from llmfleet.errors import InputError
     from llmfleet.playbook import load_playbook
 
@@ -80,7 +80,7 @@ def test_bad_playbook_step_names_file_and_line(tmp_path):
     (tmp_path / "playbooks" / "p.yml").write_text("name: p\nroles: [r]\n")
     (tmp_path / "roles" / "r" / "tasks.yml").write_text("- name: one\n  action: gather_facts\n- name: two\n  acton: ensure_image\n")
     try:
-        load_playbook("p", ARGS, root=tmp_path / "playbooks")
+        load_playbook("p", ACTIONS, root=tmp_path / "playbooks")
     except InputError as exc:
         assert str(exc).endswith("tasks.yml:4: unknown key 'acton' in a step (did you mean 'action'?)")
     else:

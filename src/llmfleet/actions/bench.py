@@ -9,23 +9,25 @@ run with HF_HUB_OFFLINE=1 so they read the tokenizer from the host's HF cache
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path, PurePosixPath
+from typing import Any, Mapping
 
 from .. import deployment, metrics
+from ..catalog import Profile
 from ..commands import docker, sglang
-from ..runner import CHANGED, OK, HostContext, StepFailed
+from ..settings import Settings
+from ..steps import CHANGED, OK, HostContext, StepFailed, spec
 
 CLIENT_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-DATA_FILES = {"sharegpt": "sharegpt_file", "gsm8k": "gsm8k_file"}
+DATA_KINDS = ("sharegpt", "gsm8k")
 
 
-def _dep(ctx: HostContext) -> deployment.Deployment:
-    dep = ctx.state.get("deployment")
-    if dep is None:
-        raise StepFailed("preflight did not run: no deployment for this host")
-    return dep
+def data_file(s: Settings, kind: str) -> str | None:
+    """The control node's data file of a kind (the `<kind>_file` settings)."""
+    return {"sharegpt": s.sharegpt_file, "gsm8k": s.gsm8k_file}[kind]
 
 
 def run_dir(ctx: HostContext) -> str:
@@ -54,18 +56,20 @@ def require_running(ctx: HostContext, dep: deployment.Deployment) -> None:
         raise StepFailed(f"no running {dep.container} container: run `invoke deploy` first")
 
 
-def stage_data(ctx: HostContext, args: dict) -> tuple[str, str]:
+def stage_data(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
     """Copy the data files the clients need to the host, once (named by content hash)."""
-    dep = _dep(ctx)
+    dep = ctx.deployment
     staged: dict[str, str] = {}
     uploaded = []
-    for key in args.get("files") or list(DATA_FILES):
-        local = ctx.vars.get(DATA_FILES[key])
+    for key in args.get("files") or list(DATA_KINDS):
+        if key not in DATA_KINDS:
+            raise StepFailed(f"unknown data file kind {key!r}; known: {', '.join(DATA_KINDS)}")
+        local = data_file(ctx.settings, key)
         if not local:
             continue
-        path = Path(str(local)).expanduser()
+        path = Path(local).expanduser()
         if not path.is_file():
-            raise StepFailed(f"{DATA_FILES[key]} {path} does not exist on the control node")
+            raise StepFailed(f"{key}_file {path} does not exist on the control node")
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()[:16]
         container_path = f"{deployment.CONTAINER_WORKDIR}/data/{key}-{digest}{path.suffix}"
@@ -76,17 +80,16 @@ def stage_data(ctx: HostContext, args: dict) -> tuple[str, str]:
         ctx.change(["install", "-d", "-m", "755", str(PurePosixPath(remote).parent)])
         ctx.put(data, remote, 0o644, display=f"upload {path.name} ({len(data)} bytes) to {remote}")
         uploaded.append(path.name)
-    ctx.state["data"] = staged
+    ctx.state.data = staged
     if uploaded:
         return CHANGED, "staged " + ", ".join(uploaded)
     return OK, "data already staged" if staged else "no data files configured"
 
 
-def _bench_spec(ctx: HostContext, dep: deployment.Deployment, profile, output_file: str) -> sglang.BenchSpec:
-    v, d = ctx.vars, ctx.catalog.bench_defaults
-    dataset = str(v.get("dataset") or d.get("dataset", "random"))
-    data = ctx.state.get("data", {})
-    dataset_path = data.get("sharegpt")
+def _bench_spec(ctx: HostContext, dep: deployment.Deployment, profile: Profile, output_file: str) -> sglang.BenchSpec:
+    s, d = ctx.settings, ctx.catalog.bench_defaults
+    dataset = s.dataset or d.dataset
+    dataset_path = (ctx.state.data or {}).get("sharegpt")
     if dataset in ("random", "sharegpt-file") and not dataset_path:
         raise StepFailed(
             f"--dataset {dataset} needs a ShareGPT file staged from the control node (set sharegpt_file), "
@@ -95,16 +98,16 @@ def _bench_spec(ctx: HostContext, dep: deployment.Deployment, profile, output_fi
     return sglang.BenchSpec(
         hf_id=dep.model.hf_id,
         port=dep.server.port,
-        num_prompts=int(v.get("num_prompts") or profile.num_prompts),
-        max_concurrency=int(v.get("max_concurrency") or profile.max_concurrency),
-        input_len=int(v.get("input_len") or d.get("input_len", 1000)),
-        output_len=int(v.get("output_len") or d.get("output_len", 1000)),
-        request_rate=str(d.get("request_rate", "inf")),
+        num_prompts=s.num_prompts or profile.num_prompts,
+        max_concurrency=s.max_concurrency or profile.max_concurrency,
+        input_len=s.input_len or d.input_len,
+        output_len=s.output_len or d.output_len,
+        request_rate=d.request_rate,
         dataset=dataset,
         dataset_path=dataset_path,
-        tokenizer=v.get("tokenizer"),
+        tokenizer=s.tokenizer,
         output_file=output_file,
-        seed=int(v["seed"]) if v.get("seed") is not None else None,
+        seed=s.seed,
     )
 
 
@@ -137,18 +140,18 @@ def _run_logged(ctx: HostContext, dep: deployment.Deployment, argv: list[str], l
     return text
 
 
-def bench(ctx: HostContext, args: dict) -> tuple[str, str]:
-    dep = _dep(ctx)
+def bench(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
+    dep = ctx.deployment
     require_running(ctx, dep)
-    profiles = ctx.catalog.select_profiles(str(ctx.vars.get("profile") or "all"))
+    profiles = ctx.catalog.select_profiles(ctx.settings.profile)
     base = run_dir(ctx) if ctx.mode == "apply" else f"{deployment.CONTAINER_WORKDIR}/runs/RUN_ID"
-    timeout = float(ctx.vars.get("bench_timeout", 3600))
+    timeout = ctx.settings.bench_timeout
     done = []
     for profile in profiles:
-        if profile.warmup and ctx.vars.get("warmup", True) not in (False, "false", "no"):
+        if profile.warmup and ctx.settings.warmup:
             # kept apart from bench/ so that reports never mistake it for a profile
             warm = _bench_spec(ctx, dep, profile, f"{base}/warmup/{profile.name}.jsonl")
-            warm = sglang.BenchSpec(**{**warm.__dict__, "num_prompts": max(2, profile.max_concurrency), "output_len": 32})
+            warm = dataclasses.replace(warm, num_prompts=max(2, profile.max_concurrency), output_len=32)
             ctx.say(f"warm-up before {profile.name} (cold-start TTFT stays out of the numbers)")
             _run_logged(ctx, dep, sglang.bench_serving(warm), f"{base}/warmup/{profile.name}.log", timeout)
         spec = _bench_spec(ctx, dep, profile, f"{base}/bench/{profile.name}.jsonl")
@@ -161,16 +164,16 @@ def bench(ctx: HostContext, args: dict) -> tuple[str, str]:
     return CHANGED, "; ".join(done)
 
 
-def accuracy(ctx: HostContext, args: dict) -> tuple[str, str]:
-    dep = _dep(ctx)
+def accuracy(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
+    dep = ctx.deployment
     require_running(ctx, dep)
-    data = ctx.state.get("data", {}).get("gsm8k")
+    data = (ctx.state.data or {}).get("gsm8k")
     if not data:
         raise StepFailed("no GSM8K data file staged: set gsm8k_file to a GSM8K test.jsonl on the control node")
     base = run_dir(ctx) if ctx.mode == "apply" else f"{deployment.CONTAINER_WORKDIR}/runs/RUN_ID"
-    n = int(ctx.vars.get("num_questions") or ctx.catalog.accuracy_defaults.get("num_questions", 200))
-    argv = sglang.gsm8k(dep.server.port, n, data, parallel=ctx.vars.get("parallel"))
-    text = _run_logged(ctx, dep, argv, f"{base}/accuracy/gsm8k.log", float(ctx.vars.get("accuracy_timeout", 3600)))
+    n = ctx.settings.num_questions or ctx.catalog.accuracy_defaults.num_questions
+    argv = sglang.gsm8k(dep.server.port, n, data, parallel=ctx.settings.parallel)
+    text = _run_logged(ctx, dep, argv, f"{base}/accuracy/gsm8k.log", ctx.settings.accuracy_timeout)
     if ctx.mode != "apply":
         return CHANGED, ""
     m = metrics.parse_text(text)
@@ -179,15 +182,15 @@ def accuracy(ctx: HostContext, args: dict) -> tuple[str, str]:
     return CHANGED, f"GSM8K accuracy {m['accuracy']} on {n} questions"
 
 
-def collect(ctx: HostContext, args: dict) -> tuple[str, str]:
+def collect(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
     """Bring back the run's files, the server's logs and config, into the local archive."""
     if ctx.mode != "apply":
         ctx.planned.append("fetch <remote_dir>/work/runs/<run-id>/, docker logs and docker inspect into the archive")
         return OK, ""
-    container = deployment.container_name(ctx.vars)
+    container = ctx.settings.container_name
     fetched = 0
     if ctx.run.run_id and ctx.session is not None:
-        remote_run = f"{deployment.remote_dir(ctx.vars)}/work/runs/{ctx.run.run_id}"
+        remote_run = f"{ctx.settings.remote_root}/work/runs/{ctx.run.run_id}"
         try:
             files = ctx.session.listdir_recursive(remote_run)
         except OSError:
@@ -208,8 +211,8 @@ def collect(ctx: HostContext, args: dict) -> tuple[str, str]:
 
 
 ACTIONS = {
-    "stage_data": (stage_data, {"files"}),
-    "bench": (bench, set()),
-    "accuracy": (accuracy, set()),
-    "collect": (collect, set()),
+    "stage_data": spec(stage_data, args=["files"], requires=["deployment"], provides=["data"]),
+    "bench": spec(bench, requires=["facts", "deployment", "data"]),
+    "accuracy": spec(accuracy, requires=["facts", "deployment", "data"]),
+    "collect": spec(collect),
 }

@@ -13,11 +13,11 @@ import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Mapping
 
 from .. import shell
 from ..commands import docker
-from ..runner import CHANGED, OK, HostContext, StepFailed
+from ..steps import CHANGED, OK, HostContext, StepFailed, spec
 
 CHUNK = 1 << 20
 KEEP_TARS = 2  # saved images kept on the control node (the current one and the one before)
@@ -101,8 +101,7 @@ def _chunks(path: Path) -> Iterator[bytes]:
 
 def host_image_id(ctx: HostContext, tag: str) -> str | None:
     """The host's image ID for a tag: from the facts when they looked at this tag, else asked."""
-    assert ctx.facts is not None
-    if ctx.state.get("facts_image") == tag:
+    if ctx.state.facts_image == tag:
         return ctx.facts.image_id
     result = ctx.probe(docker.image_id(tag))
     return result.stdout.split()[0] if result.ok and result.stdout.strip() else None
@@ -110,14 +109,14 @@ def host_image_id(ctx: HostContext, tag: str) -> str | None:
 
 def _push(ctx: HostContext, tag: str) -> tuple[str, str]:
     if ctx.mode == "dry-run":
-        src = ctx.vars.get("control_docker_host")
+        src = ctx.settings.control_docker_host
         save = shell.join(docker.save(tag, src))
         ctx.planned.append(f"{save} | ssh {ctx.host.address} {shell.join(docker.load())}  # on the control node")
         return CHANGED, ""
-    images: ControlImages = ctx.run.shared.setdefault("control_images", ControlImages(ctx.vars.get("control_docker_host")))
+    images: ControlImages = ctx.run.shared.setdefault("control_images", ControlImages(ctx.settings.control_docker_host))
     wanted = images.inspect(tag)
     if host_image_id(ctx, tag) == wanted.image_id:
-        ctx.state["image_id"] = wanted.image_id
+        ctx.state.image_id = wanted.image_id
         ctx.run.note(ctx.name, image_id=wanted.image_id)
         return OK, f"{tag} already there ({wanted.image_id[7:19]})"
     if ctx.mode == "check":
@@ -143,19 +142,19 @@ def _push(ctx: HostContext, tag: str) -> tuple[str, str]:
     got = after.stdout.split()[0] if after.ok and after.stdout.strip() else None
     if got != image.image_id:
         raise StepFailed(f"after docker load the host has {got or 'no image'} for {tag}, expected {image.image_id}")
-    ctx.state["image_id"] = got
+    ctx.state.image_id = got
     ctx.run.note(ctx.name, image_id=got)
     return CHANGED, f"pushed {tag} ({total / 1e6:.0f} MB)"
 
 
 def _pull(ctx: HostContext, tag: str) -> tuple[str, str]:
-    policy = str(ctx.vars.get("pull_policy", "missing"))
+    policy = ctx.settings.pull_policy
     before = host_image_id(ctx, tag) if ctx.mode != "dry-run" else None
     if before and policy == "missing":
-        ctx.state["image_id"] = before
+        ctx.state.image_id = before
         ctx.run.note(ctx.name, image_id=before)
         return OK, f"{tag} already there ({before[7:19]})"
-    result = ctx.change(docker.pull(tag), timeout=float(ctx.vars.get("pull_timeout", 7200)))
+    result = ctx.change(docker.pull(tag), timeout=ctx.settings.pull_timeout)
     if result is None:
         return CHANGED, ""
     after = ctx.probe(docker.image_id(tag))
@@ -163,21 +162,14 @@ def _pull(ctx: HostContext, tag: str) -> tuple[str, str]:
         raise StepFailed(f"docker pull {tag} finished but the image is not there")
     new_id = after.stdout.split()[0]
     changed = new_id != before
-    ctx.state["image_id"] = new_id
+    ctx.state.image_id = new_id
     ctx.run.note(ctx.name, image_id=new_id)
     return (CHANGED if changed else OK), f"{tag} {'pulled' if changed else 'up to date'} ({new_id[7:19]})"
 
 
-def ensure_image(ctx: HostContext, args: dict) -> tuple[str, str]:
-    dep = ctx.state.get("deployment")
-    if dep is None:
-        raise StepFailed("preflight did not run: no deployment for this host")
-    source = str(ctx.vars.get("image_source", "pull"))
-    if source == "push":
-        return _push(ctx, dep.image)
-    if source == "pull":
-        return _pull(ctx, dep.image)
-    raise StepFailed(f"image_source must be pull or push, not {source!r}")
+def ensure_image(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
+    image = ctx.deployment.image
+    return _push(ctx, image) if ctx.settings.image_source == "push" else _pull(ctx, image)
 
 
-ACTIONS = {"ensure_image": (ensure_image, set())}
+ACTIONS = {"ensure_image": spec(ensure_image, requires=["facts", "deployment"], provides=["image_id"])}

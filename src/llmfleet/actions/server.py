@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any, Mapping
 
-from rich.markup import escape
-
-from .. import deployment, diagnose, secrets, shell
+from .. import deployment, diagnose, secrets
 from ..commands import docker
-from ..runner import CHANGED, OK, HostContext, StepFailed
+from ..steps import CHANGED, OK, HostContext, StepFailed, spec
 
 # Runs inside the container (it always has python3): one poll, two answers.
 HEALTH_PROBE = """
@@ -31,20 +30,17 @@ print(json.dumps({"health": h, "models": ids}))
 
 
 def _secret_values(ctx: HostContext) -> dict[str, str]:
-    token = ctx.run.shared.get("hf_token")
+    token = ctx.run.hf_token
     return {"HF_TOKEN": token} if token else {}
 
 
-def ensure_container(ctx: HostContext, args: dict) -> tuple[str, str]:
-    dep: deployment.Deployment | None = ctx.state.get("deployment")
-    if dep is None:
-        raise StepFailed("preflight did not run: no deployment for this host")
+def ensure_container(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
+    dep = ctx.deployment
     values = _secret_values(ctx)
-    image_id = ctx.state.get("image_id")
-    wanted = dep.config_hash(image_id, deployment.secret_fingerprint(values))
-    current = ctx.facts.container if ctx.facts else None  # assumed facts (dry-run) have none
+    wanted = dep.config_hash(ctx.state.image_id, deployment.secret_fingerprint(values))
+    current = ctx.facts.container  # assumed facts (dry-run) have none
     if current and current.labels.get(docker.CONFIG_LABEL) == wanted and current.running:
-        ctx.state["container_changed"] = False
+        ctx.state.container_changed = False
         return OK, f"{dep.container} up to date ({wanted})"
     why = "not there" if current is None else ("config changed" if current.labels.get(docker.CONFIG_LABEL) != wanted else f"is {current.status}")
     ctx.change(["install", "-d", "-m", "755", dep.remote_dir, f"{dep.remote_dir}/work", dep.hf_home])
@@ -55,7 +51,7 @@ def ensure_container(ctx: HostContext, args: dict) -> tuple[str, str]:
     if current is not None:
         ctx.change(docker.remove(dep.container))
     ctx.change(dep.run_argv(wanted))
-    ctx.state["container_changed"] = True
+    ctx.state.container_changed = True
     return CHANGED, f"{dep.container} {'created' if current is None else 'recreated'} ({why})"
 
 
@@ -88,19 +84,17 @@ def failure_report(ctx: HostContext, dep: deployment.Deployment, headline: str, 
     return "\n  ".join(parts)
 
 
-def wait_healthy(ctx: HostContext, args: dict) -> tuple[str, str]:
-    dep: deployment.Deployment | None = ctx.state.get("deployment")
-    if dep is None:
-        raise StepFailed("preflight did not run: no deployment for this host")
+def wait_healthy(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
+    dep = ctx.deployment
     if ctx.mode != "apply":
-        if ctx.mode == "check" and not ctx.state.get("container_changed"):
+        if ctx.mode == "check" and not ctx.state.container_changed:
             status, _, answer = poll(ctx, dep.container, dep.server.port)
             if answer.get("health") == 200:
                 return OK, "serving"
         ctx.planned.append(f"wait until http://127.0.0.1:{dep.server.port}/health is 200 and /v1/models lists {dep.model.hf_id}")
         return CHANGED, ""
-    timeout = float(ctx.vars.get("health_timeout", 1800))
-    interval = float(ctx.vars.get("health_interval", 5))
+    timeout = ctx.settings.health_timeout
+    interval = ctx.settings.health_interval
     start = time.monotonic()
     last_note = start
     while True:
@@ -113,48 +107,48 @@ def wait_healthy(ctx: HostContext, args: dict) -> tuple[str, str]:
         if elapsed > timeout:
             raise StepFailed(failure_report(ctx, dep, f"not serving after {timeout:.0f}s (health {answer.get('health')})"))
         if time.monotonic() - last_note >= 30:
-            ctx.say(f"[dim]still starting ({elapsed:.0f}s, /health {answer.get('health', '-')}); first starts on a cold host take 10-15 min[/]")
+            ctx.say(f"still starting ({elapsed:.0f}s, /health {answer.get('health', '-')}); first starts on a cold host take 10-15 min")
             last_note = time.monotonic()
         time.sleep(interval)
 
 
-def server_status(ctx: HostContext, args: dict) -> tuple[str, str]:
+def server_status(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
     """One line per host: container state, config hash, health."""
-    name = deployment.container_name(ctx.vars)
-    current = ctx.facts.container if ctx.facts else None
+    name = ctx.settings.container_name
+    current = ctx.facts.container
     if current is None:
         return OK, f"no container {name}"
-    port = int(current.labels.get(deployment.PORT_LABEL) or ctx.vars.get("port", 8000))
+    label = current.labels.get(deployment.PORT_LABEL, "")
+    port = int(label) if label.isdigit() else ctx.settings.port
     status, code, answer = poll(ctx, name, port)
-    model = current.labels.get(f"{docker.LABEL_PREFIX}.model", "?")
+    model = current.labels.get(deployment.MODEL_LABEL, "?")
     return OK, f"{name} {status}, model {model}, /health {answer.get('health', '-')}, config {current.labels.get(docker.CONFIG_LABEL, '?')}"
 
 
-def server_logs(ctx: HostContext, args: dict) -> tuple[str, str]:
-    name = deployment.container_name(ctx.vars)
-    tail = int(ctx.vars.get("log_lines", 100))
-    result = ctx.probe(docker.logs(name, tail=tail), timeout=60)
+def server_logs(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
+    name = ctx.settings.container_name
+    result = ctx.probe(docker.logs(name, tail=ctx.settings.log_lines), timeout=60)
     if not result.ok and "No such container" in result.stderr:
         raise StepFailed(f"no container {name}")
-    text = shell.mask((result.stdout + result.stderr).rstrip(), ctx.run.secrets)
+    text = (result.stdout + result.stderr).rstrip()
     for line in text.splitlines():
-        ctx.run.emit(f"[bold]{ctx.name}[/] | {escape(line)}")
+        ctx.say(f"| {line}")
     ctx.run.keep(ctx.name, "server/docker.log", text)
     return OK, f"{len(text.splitlines())} lines"
 
 
-def stop_server(ctx: HostContext, args: dict) -> tuple[str, str]:
-    name = deployment.container_name(ctx.vars)
-    if ctx.mode != "dry-run" and (ctx.facts is None or ctx.facts.container is None):
+def stop_server(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
+    name = ctx.settings.container_name
+    if ctx.mode != "dry-run" and ctx.facts.container is None:
         return OK, f"no container {name}"
     ctx.change(docker.remove(name))
     return CHANGED, f"removed {name}"
 
 
 ACTIONS = {
-    "ensure_container": (ensure_container, set()),
-    "wait_healthy": (wait_healthy, set()),
-    "server_status": (server_status, set()),
-    "server_logs": (server_logs, set()),
-    "stop_server": (stop_server, set()),
+    "ensure_container": spec(ensure_container, requires=["facts", "deployment"], provides=["container_changed"]),
+    "wait_healthy": spec(wait_healthy, requires=["deployment"]),
+    "server_status": spec(server_status, requires=["facts"]),
+    "server_logs": spec(server_logs),
+    "stop_server": spec(stop_server, requires=["facts"]),
 }

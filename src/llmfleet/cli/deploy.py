@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from invoke import task
-
-from .. import session_run, yamlsrc
+from .. import playbook_run, runner, yamlsrc
 from ..errors import EXIT_FAILED, InputError
-from .common import console, print_json, run_task
+from . import render
+from .common import console, print_json, run_task, task
 
 HOST_HELP = {
     "hosts": "Hosts: a group, a host, a comma list, a glob, !name to exclude (default: all)",
@@ -42,7 +41,7 @@ def _num(value: Any, name: str) -> int | None:
         return None
     try:
         return int(value)
-    except ValueError:
+    except (TypeError, ValueError):
         raise InputError(f"--{name} takes a whole number, not {value!r}") from None
 
 
@@ -52,32 +51,34 @@ def _mode(dry_run: bool, check: bool) -> str:
     return "dry-run" if dry_run else ("check" if check else "apply")
 
 
-def _finish(report: Any, as_json: bool, extra: dict | None = None) -> int:
+def _finish(report: runner.RunReport, as_json: bool) -> int:
     if report.mode == "dry-run" and not as_json:
-        session_run.print_dry_run(report, console)
-    session_run.failures(report, console)
-    console.print(session_run.recap_table(report))
+        render.print_dry_run(report, console)
+    render.print_failures(report, console)
+    console.print(render.recap_table(report))
     if report.archive:
-        console.print(f"archive: {report.archive}")
+        console.print(f"archive: {report.archive}", markup=False)
     if as_json:
-        print_json({**report.as_json(), **(extra or {})})
+        print_json(report.as_json())
     return 0 if report.success else EXIT_FAILED
 
 
 def _run(playbook: str, hosts: str, inventory: str | None, mode: str, cli_vars: dict, forks: Any, serial: Any,
          hf_token_file: str | None, as_json: bool, archive: bool = True) -> int:  # fmt: skip
-    req = session_run.Request(
+    n_forks = _num(forks, "forks")
+    req = playbook_run.Request(
         playbook=playbook,
         hosts=hosts or "all",
         inventory=inventory,
         mode=mode,
         cli_vars=cli_vars,
-        forks=_num(forks, "forks") or 32,
-        serial=serial or None,
+        forks=runner.DEFAULT_FORKS if n_forks is None else n_forks,
+        serial=str(serial) if serial not in (None, "") else None,
         hf_token_file=hf_token_file,
         archive=archive,
     )
-    report = session_run.execute(req, console)
+    report = playbook_run.execute(req, render.printer(console), lambda text: console.print(text, markup=False),
+                                  progress=render.transfer_progress(console))  # fmt: skip
     return _finish(report, as_json)
 
 
