@@ -50,7 +50,7 @@ def test_example_documents_placeholders_and_optional_settings(file: str) -> None
     text = (INVENTORY / file).read_text()
     assert "PLACEHOLDERS" in text and "198.51.100.0/24" in text
     for commented in ("ansible_ssh_private_key_file:", "known_hosts_file:", "hf_home:"):
-        assert re.search(rf"^\s*#\s*{commented}", text, re.M), f"{commented} shown as a comment"
+        assert re.search(rf"^\s*#\s*{commented}", text, re.MULTILINE), f"{commented} shown as a comment"
     assert "192.0.2." not in text
     assert not re.search(r"\b(10|127)\.\d+\.\d+\.\d+|\b192\.168\.|\b172\.(1[6-9]|2\d|3[01])\.", text)
 
