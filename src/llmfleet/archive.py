@@ -34,7 +34,7 @@ from typing import Annotated, Any, Iterable, Literal
 
 import msgspec
 
-from . import __version__, metrics, paths, schema
+from . import __version__, metrics, paths, schema, yamlsrc
 from .errors import InputError
 from .secrets import redact, redact_bytes
 from .secrets import registered as registered_secrets
@@ -285,7 +285,6 @@ def new_run(meta: dict[str, Any], root: Path | None = None, secrets: Iterable[st
 
 _SHA256 = Annotated[str, msgspec.Meta(pattern=r"\A[0-9a-f]{64}\Z")]
 _PerHost = str | dict[str, str | None] | None  # run-wide value, or host -> value
-MAX_MANIFEST_BYTES = 64 << 20  # a manifest lists files; 64 MiB is far beyond any real run
 
 
 class FileEntry(schema.Struct, frozen=True, kw_only=True):
@@ -516,26 +515,18 @@ def host_meta(meta: dict[str, Any], host: str) -> dict[str, Any]:
     return out
 
 
-def _load_json(data: bytes) -> Any:
-    """JSON that cannot exhaust the stack: too deep is a ValueError like any bad JSON."""
-    try:
-        return json.loads(data.decode("utf-8"))
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-
-
 def read_manifest(run_dir: Path) -> tuple[dict[str, Any], Manifest | None, list[str]]:
     """(raw manifest, typed manifest or None, problems) of a run folder; never raises."""
     try:
-        raw = _read_fd(_open_parts(run_dir, [MANIFEST]), MAX_MANIFEST_BYTES + 1)
+        raw = _read_fd(_open_parts(run_dir, [MANIFEST]), yamlsrc.MAX_FILE_BYTES + 1)
     except (UnsafePath, OSError) as exc:
         return {}, None, [f"{MANIFEST}: {exc}"]
-    if len(raw) > MAX_MANIFEST_BYTES:
-        return {}, None, [f"{MANIFEST}: larger than {MAX_MANIFEST_BYTES} bytes"]
     try:
-        data = _load_json(raw)
-    except ValueError as exc:
-        return {}, None, [f"{MANIFEST}: not valid JSON ({exc})"]
+        data = yamlsrc.loads_json(raw.decode("utf-8"), MANIFEST)  # bounded: size and depth
+    except UnicodeDecodeError:
+        return {}, None, [f"{MANIFEST}: not UTF-8 text"]
+    except InputError as exc:
+        return {}, None, [str(exc)]
     if not isinstance(data, dict):
         return {}, None, [f"{MANIFEST}: not a JSON object"]
     try:

@@ -218,7 +218,7 @@ def svg_bars(title: str, metrics: list[tuple[str, str]], series: list[Series], w
         vmax = max((v for v in vals if v is not None), default=0.0) or 1.0
         parts.append(f'<text x="{left - 8}" y="{y + group_h / 2 + 4:.1f}" font-size="12" text-anchor="end" '
                      f'fill="#1f2328">{escape(label)}</text>')
-        for i, (s, v) in enumerate(zip(series, vals)):
+        for i, (s, v) in enumerate(zip(series, vals, strict=True)):
             by = y + i * (bar_h + gap)
             if v is None:
                 parts.append(f'<text x="{left + 4}" y="{by + bar_h - 3}" font-size="11" fill="#6e7781">'

@@ -154,7 +154,9 @@ def test_a_manifest_that_is_a_symlink_or_fifo_or_junk_is_a_reason_not_a_crash(tm
     assert archive.verify_run(run_dir) == ["manifest.json: not a regular file"]
     (run_dir / "manifest.json").unlink()
     (run_dir / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
-    assert archive.verify_run(run_dir) == ["manifest.json: not valid JSON (nested too deeply)"]
+    assert archive.verify_run(run_dir) == ["manifest.json: refused: nested too deeply (more than 100 levels)"]
+    (run_dir / "manifest.json").write_bytes(b"\xff\xfe{}")
+    assert archive.verify_run(run_dir) == ["manifest.json: not UTF-8 text"]
     assert report.runs_table(tmp_path)[0]["verified"] is False
 
 
