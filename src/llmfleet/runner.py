@@ -204,7 +204,8 @@ def _run_host(ctx: RunContext, plan: HostPlan, actions: Mapping[str, ActionSpec]
             locked = _take_lock(ctx, plan, session, recap)
             if not locked:
                 return recap
-        for step in ctx.playbook.steps:
+        notified: set[str] = set()  # handlers a changed step asked for (run once, after the steps)
+        for step in ctx.playbook.run_order(notified):
             spec = actions[step.action]
             missing = sorted(r for r in spec.requires if getattr(hctx.state, r) is None)
             if (failed and not step.always) or missing:
@@ -220,6 +221,8 @@ def _run_host(ctx: RunContext, plan: HostPlan, actions: Mapping[str, ActionSpec]
             result = StepResult(name, step.role, step.name, status, message, list(hctx.planned), time.monotonic() - start)
             results.append(result)
             recap.count(status)
+            if status == CHANGED:
+                notified.update(step.notify)
             ctx.emit(Event("step", name, result=result, mode=ctx.mode))
             if status == FAILED:
                 failed = True

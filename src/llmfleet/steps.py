@@ -64,6 +64,8 @@ class ActionSpec:
     args: frozenset[str] = frozenset()
     requires: frozenset[str] = frozenset()
     provides: frozenset[str] = frozenset()
+    schema: type | None = None  # a schema.Struct for the step's args (checked at load time), else `args` names
+    local_files: tuple[tuple[str, str], ...] = ()  # (arg, folder): args naming a file on the control node
 
     def __post_init__(self) -> None:
         unknown = (self.requires | self.provides) - STATE_FIELDS
@@ -71,8 +73,11 @@ class ActionSpec:
             raise ValueError(f"{self.fn.__name__}: unknown state {sorted(unknown)}; known: {sorted(STATE_FIELDS)}")
 
 
-def spec(fn: Action, args: Iterable[str] = (), requires: Iterable[str] = (), provides: Iterable[str] = ()) -> ActionSpec:
-    return ActionSpec(fn, frozenset(args), frozenset(requires), frozenset(provides))
+def spec(fn: Action, args: Iterable[str] = (), requires: Iterable[str] = (), provides: Iterable[str] = (),
+         schema: type | None = None, local_files: Iterable[tuple[str, str]] = ()) -> ActionSpec:  # fmt: skip
+    """Register an action; ``schema`` (a msgspec Struct) types its args, its fields are then the arg names."""
+    names = frozenset(args) | frozenset(getattr(schema, "__struct_fields__", ()))
+    return ActionSpec(fn, names, frozenset(requires), frozenset(provides), schema, tuple(local_files))
 
 
 @dataclass
@@ -90,7 +95,7 @@ class StepResult:
 class Event:
     """Something the operator should see now: a step's result, a note, a host's trouble."""
 
-    kind: str  # "step" | "note" | "unreachable" | "locked"
+    kind: str  # "step" | "note" | "unreachable" | "locked" | "diff" (a file's unified diff, --diff)
     host: str
     text: str = ""
     result: StepResult | None = None
@@ -105,6 +110,7 @@ class RunContext:
     catalog: Catalog
     mode: str
     run_id: str | None = None
+    diff: bool = False  # --diff: steps that write files emit a "diff" event with the unified diff
     hf_token: str | None = None
     emit: Callable[[Event], None] = lambda event: None
     shared: dict[str, Any] = field(default_factory=dict)  # cross-host caches (the image tar, the progress display)
