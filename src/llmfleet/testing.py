@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Union
 
-from .transport import Endpoint, Result, SessionLike, Unreachable
+from .transport import Endpoint, Result, SessionLike, TunnelRefused, Unreachable
 
 Answer = Union[Result, BaseException, Callable[[str], Union[Result, BaseException]], str, int]
 
@@ -45,6 +45,9 @@ class FakeHost:
     unexpected: list[str] = field(default_factory=list)
     connect_error: BaseException | None = None
     stdin: dict[str, bytes] = field(default_factory=dict)  # command -> bytes fed to it
+    # (port, path) -> (status, body) or an exception; no entry at all: sshd refuses forwarding
+    http: dict[tuple[int, str], tuple[int, bytes] | BaseException] = field(default_factory=dict)
+    http_requests: list[str] = field(default_factory=list)  # "GET :port/path", in order
 
     def on(self, pattern: str, answer: Answer = 0, times: int | None = None) -> "FakeHost":
         """Answer commands matching ``pattern`` (searched): an exit code, stdout text, a Result, an exception."""
@@ -68,6 +71,20 @@ class FakeHost:
             return result(command, 0, stdout=str(got))
         self.unexpected.append(command)
         return result(command, 127, stderr=f"fake host {self.name}: no rule for this command")
+
+    def on_http(self, port: int, path: str, status: int = 200, body: bytes | str = b"") -> "FakeHost":
+        """Answer ``GET http://127.0.0.1:port/path`` through the SSH connection (status 0: nothing listens)."""
+        self.http[(port, path)] = (status, body.encode() if isinstance(body, str) else body)
+        return self
+
+    def get(self, port: int, path: str) -> tuple[int, bytes]:
+        self.http_requests.append(f"GET :{port}{path}")
+        if not self.http:
+            raise TunnelRefused(f"fake host {self.name}: no HTTP rules (forwarding refused)")
+        got = self.http.get((port, path), (0, b""))
+        if isinstance(got, BaseException):
+            raise got
+        return got
 
     def ran(self, pattern: str) -> list[str]:
         """The commands that matched ``pattern``, in order."""
@@ -104,6 +121,9 @@ class FakeSession(SessionLike):
         if not found:
             raise FileNotFoundError(remote_dir)
         return found
+
+    def http_get(self, port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+        return self.host.get(port, path)
 
     def close(self) -> None:
         self.closed = True

@@ -8,6 +8,8 @@ known_hosts file): an unknown or changed key fails the host.
 
 from __future__ import annotations
 
+import http.client
+import io
 import os
 import re
 import shlex
@@ -30,6 +32,37 @@ MAX_JUMPS = 8  # a longer chain of gateways is a loop in ~/.ssh/config, not a ne
 
 class Unreachable(Exception):
     """The host could not be reached or authenticated; nothing ran there."""
+
+
+class TunnelRefused(Exception):
+    """The host's sshd refuses TCP forwarding (AllowTcpForwarding no): use a remote command instead."""
+
+
+class _Raw:
+    """Bytes that ``http.client.HTTPResponse`` can parse as if they came from a socket."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def makefile(self, *_args: object, **_kwargs: object) -> io.BytesIO:
+        return io.BytesIO(self.data)
+
+
+def parse_http(raw: bytes) -> tuple[int, bytes]:
+    """(status, body) of a whole HTTP/1.x response (chunked or not); (0, b"") when it is not one."""
+    response = http.client.HTTPResponse(_Raw(raw))  # type: ignore[arg-type]
+    try:
+        response.begin()
+        return response.status, response.read()
+    except (http.client.HTTPException, ValueError):
+        return 0, b""
+
+
+def http_request(path: str, port: int) -> bytes:
+    """A minimal GET; ``Connection: close`` so the answer ends at EOF."""
+    if not path.startswith("/") or any(c in path for c in "\r\n "):
+        raise ValueError(f"bad HTTP path {path!r}")
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nAccept: */*\r\n\r\n".encode()
 
 
 @dataclass
@@ -56,6 +89,8 @@ class SessionLike(Protocol):
     def get_bytes(self, remote_path: str) -> bytes: ...
 
     def listdir_recursive(self, remote_dir: str) -> list[str]: ...
+
+    def http_get(self, port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]: ...
 
     def close(self) -> None: ...
 
@@ -369,6 +404,38 @@ class Session:
             b"".join(err).decode(errors="replace"),
             time.monotonic() - start,
         )
+
+    def http_get(self, port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+        """GET ``http://127.0.0.1:port/path`` on the host through this connection (direct-tcpip).
+
+        No process starts on the host: sshd itself connects to the port. (0, b"") when
+        nothing listens there or it does not answer in time; TunnelRefused when sshd
+        forbids forwarding.
+        """
+        request = http_request(path, port)
+        try:
+            chan = self._transport().open_channel("direct-tcpip", ("127.0.0.1", port), ("127.0.0.1", 0), timeout=timeout)
+        except paramiko.ChannelException as exc:
+            if exc.code == paramiko.common.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED:
+                raise TunnelRefused(f"{self.endpoint.address} refuses TCP forwarding: {exc}") from None
+            return 0, b""  # connect failed: nothing listens on the port
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise Unreachable(f"cannot open a channel to {self.endpoint.address}: {exc}") from None
+        deadline = time.monotonic() + timeout
+        raw: list[bytes] = []
+        try:
+            chan.settimeout(timeout)
+            chan.sendall(request)
+            while time.monotonic() < deadline:
+                data = chan.recv(65536)
+                if not data:
+                    break
+                raw.append(data)
+        except (socket.timeout, OSError):
+            return 0, b""
+        finally:
+            chan.close()
+        return parse_http(b"".join(raw))
 
     # -- files ------------------------------------------------------------------------
     def sftp(self) -> paramiko.SFTPClient:

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 from .. import deployment, diagnose, secrets
 from ..commands import docker
 from ..steps import CHANGED, OK, HostContext, StepFailed, spec
+from ..transport import TunnelRefused
 
 # Runs inside the container (it always has python3): one poll, two answers.
 HEALTH_PROBE = """
@@ -55,14 +56,51 @@ def ensure_container(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, st
     return CHANGED, f"{dep.container} {'created' if current is None else 'recreated'} ({why})"
 
 
+def _http_health(ctx: HostContext, port: int) -> dict[str, Any] | None:
+    """/health and /v1/models fetched through the SSH connection (no process on the host).
+
+    None when the host's sshd refuses forwarding: the caller asks inside the container.
+    """
+    assert ctx.session is not None
+    try:
+        health, _ = ctx.session.http_get(port, "/health")
+        code, body = ctx.session.http_get(port, "/v1/models") if health == 200 else (0, b"")
+    except TunnelRefused:
+        return None
+    try:
+        ids = [d.get("id") for d in json.loads(body).get("data", [])] if code == 200 else []
+    except (json.JSONDecodeError, AttributeError):
+        ids = []
+    ctx.run.event(host=ctx.name, step=ctx.step.name if ctx.step else "", command=f"GET 127.0.0.1:{port}/health, /v1/models (ssh direct-tcpip)",
+                  exit_code=0, duration_s=None, mode=ctx.mode, note=f"health {health}")  # fmt: skip
+    return {"health": health, "models": ids}
+
+
+def _known_running(ctx: HostContext, container: str) -> bool:
+    """The facts of this run saw the container running and no step of this run has touched it since."""
+    facts = ctx.state.facts
+    current = facts.container if facts is not None else None
+    return (current is not None and current.running and ctx.state.container_changed is not True
+            and ctx.state.facts_image is not None and container == ctx.settings.container_name)  # fmt: skip
+
+
 def poll(ctx: HostContext, container: str, port: int) -> tuple[str, int, dict]:
-    """(container status, exit code, {"health": code, "models": [...]})."""
+    """(container status, exit code, {"health": code, "models": [...]}).
+
+    Health comes over the SSH connection's direct-tcpip channel (nothing started on the
+    host); the container's state is asked only when this run's facts cannot vouch for it.
+    """
+    answer = _http_health(ctx, port)
+    if answer is not None and answer.get("health") == 200 and _known_running(ctx, container):
+        return "running", 0, answer
     state = ctx.probe(docker.container_state(container), timeout=30)
     if not state.ok:
         return "missing", -1, {}
     status, _, code = state.stdout.strip().partition(" ")
     if status != "running":
         return status, int(code or -1), {}
+    if answer is not None:
+        return status, 0, answer
     probe = ctx.probe(docker.exec_(container, ["python3", "-c", HEALTH_PROBE, str(port)]), timeout=30)
     try:
         answer = json.loads(probe.stdout.strip().splitlines()[-1]) if probe.ok else {}
