@@ -115,6 +115,11 @@ def usage_chunk(rid: str, created: int, model: str, obj: str, prompt_tokens: int
             "usage": usage(prompt_tokens, completion_tokens)}
 
 
+def load_records(running: int, waiting: int, tokens: int) -> list[dict[str, Any]]:
+    """/get_load: ``GetLoadReqOutput`` per DP rank (one rank without DP attention)."""
+    return [{"dp_rank": 0, "num_reqs": running + waiting, "num_waiting_reqs": waiting, "num_tokens": tokens}]
+
+
 def error_body(message: str, code: int = 400, kind: str = "BadRequestError") -> dict[str, Any]:
     """SGLang's ErrorResponse."""
     return {"object": "error", "message": message, "type": kind, "param": None, "code": code}

@@ -143,6 +143,7 @@ class Server:
         r.add_get("/get_server_info", self.server_info)
         r.add_get("/server_info", self.server_info)
         r.add_get("/v1/models", self.models)
+        r.add_get("/get_load", self.get_load)
         r.add_route("GET", "/flush_cache", self.flush_cache)
         r.add_route("POST", "/flush_cache", self.flush_cache)
         r.add_route("POST", "/generate", self.generate)
@@ -239,6 +240,12 @@ class Server:
         card = {"id": self.served_name, "object": "model", "created": int(self.started), "owned_by": "sglang",
                 "root": self.model_path, "parent": None, "max_model_len": self.context_len}
         return self._json({"object": "list", "data": [card]})
+
+    async def get_load(self, request: Any) -> Any:
+        """SGLang's /get_load (one record per DP rank): what the router's load monitor and a drain read."""
+        waiting, running = self.engine.waiting, self.engine.running
+        return self._json(api.load_records(len(running), len(waiting),
+                                           sum(r.prompt_tokens for r in running + waiting)))
 
     async def flush_cache(self, request: Any) -> Any:
         from aiohttp import web
