@@ -30,6 +30,7 @@ class Request:
     serial: str | None = None
     hf_token_file: str | None = None
     archive: bool = True
+    diff: bool = False  # --diff: show unified diffs of the files steps write (or would write)
 
 
 @dataclass
@@ -92,7 +93,8 @@ def execute(req: Request, emit: Callable[[Event], None], say: Callable[[str], No
     ``connect`` opens a host's session (``llmfleet.testing.FakeNetwork.connect`` in unit tests).
     """
     prep = prepare(req)
-    ctx = RunContext(playbook=prep.playbook, catalog=prep.catalog, mode=req.mode, hf_token=prep.hf_token, emit=emit)
+    ctx = RunContext(playbook=prep.playbook, catalog=prep.catalog, mode=req.mode, hf_token=prep.hf_token, emit=emit,
+                     diff=req.diff)
     names = [p.host.name for p in prep.plans]
     say(f"{prep.playbook.name} on {len(names)} host(s): {', '.join(names)}"
         + (f"  ({req.mode}: nothing will be changed)" if req.mode != "apply" else ""))  # fmt: skip

@@ -95,6 +95,14 @@ class Settings(schema.Struct):
     accuracy_timeout: Seconds
     # logs
     log_lines: Positive
+    # host_tuning (playbooks/host-tuning.yml)
+    sysctl_conf_dir: str
+    docker_daemon_json: str
+    docker_registry_mirror: str | None
+    docker_log_max_size: Annotated[str, msgspec.Meta(pattern=r"^[0-9]+[kmg]$")]
+    docker_log_max_file: Positive
+    docker_data_root: str | None
+    jit_cache_dir: str | None
 
     @property
     def remote_root(self) -> str:
@@ -105,6 +113,11 @@ class Settings(schema.Struct):
     def hf_cache(self) -> str:
         """The host's Hugging Face cache: ``hf_home``, or <remote_dir>/hf."""
         return self.hf_home or f"{self.remote_root}/hf"
+
+    @property
+    def jit_cache(self) -> str:
+        """Where SGLang's and AITER's JIT kernels are cached on the host: ``jit_cache_dir``, or <remote_dir>/cache."""
+        return self.jit_cache_dir or f"{self.remote_root}/cache"
 
     @property
     def server_extra_args(self) -> tuple[str, ...]:

@@ -94,3 +94,27 @@ def render_template_value(text: str, variables: Mapping[str, Any]) -> str:
     if len(result) > MAX_RESULT_CHARS:
         raise TemplateValueError(f"the rendered value is longer than {MAX_RESULT_CHARS} characters")
     return result
+
+
+MAX_FILE_RESULT_CHARS = 4 * 1024 * 1024  # a rendered file longer than this is refused
+
+
+def render_file_template(text: str, variables: Mapping[str, Any], name: str = "template") -> str:
+    """Render a template file (``template`` steps) with ``variables``, in the same bounded sandbox.
+
+    Unlike a value, a file may use ``{% if %}``/``{% for %}``: it is written by the
+    operator next to the playbook, not read from an inventory. An undefined
+    variable is an error (StrictUndefined), never an empty string.
+    """
+    try:
+        result = _ENV.from_string(text).render(dict(variables))
+    except SecurityError as exc:
+        raise TemplateValueError(f"{name}: refused by the template sandbox: {exc}") from None
+    except TemplateError as exc:
+        line = getattr(exc, "lineno", None)
+        raise TemplateValueError(f"{name}{f':{line}' if line else ''}: {exc}") from None
+    except (ArithmeticError, TypeError, ValueError, LookupError, RecursionError, MemoryError) as exc:
+        raise TemplateValueError(f"{name}: {type(exc).__name__}: {exc}") from None
+    if len(result) > MAX_FILE_RESULT_CHARS:
+        raise TemplateValueError(f"{name}: the rendered file is longer than {MAX_FILE_RESULT_CHARS} characters")
+    return result

@@ -10,7 +10,7 @@ import json
 import re
 from typing import Iterable, Mapping, Sequence
 
-from .layout import DOCKER_SOCKET, SESSION_PATH, HostFiles
+from .layout import DOCKER_SOCKET, REMOTE_DIR, SESSION_PATH, HostFiles
 
 RUNTIME = "labrunc"
 
@@ -155,6 +155,9 @@ def inventory_yaml(
         ("image_source", "push"),
         # the simulated server loads in seconds; real hosts keep the 30-minute default
         ("health_timeout", 300),
+        # lab hosts share this machine's /etc: host tuning writes into each host's private remote_dir
+        ("sysctl_conf_dir", f"{REMOTE_DIR}/etc/sysctl.d"),
+        ("docker_daemon_json", f"{REMOTE_DIR}/etc/docker/daemon.json"),
     ]
     for key in ("sharegpt", "gsm8k"):
         if key in datasets:
