@@ -88,6 +88,7 @@ class Settings(schema.Struct):
     tokenizer: str | None
     seed: int | None
     bench_timeout: Seconds
+    telemetry: bool
     # accuracy
     num_questions: Positive | None
     gsm8k_file: str | None

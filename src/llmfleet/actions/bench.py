@@ -12,16 +12,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any
 
-from .. import deployment, metrics
+from .. import deployment, metrics, telemetry
 from ..catalog import Profile
 from ..commands import docker, sglang
 from ..settings import Settings
 from ..steps import CHANGED, OK, HostContext, StepFailed, spec
+from ..transport import Unreachable
 
 CLIENT_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+SAMPLER_MARGIN_S = 300  # a sampler stops by itself this long after its client's timeout
 DATA_KINDS = ("sharegpt", "gsm8k")
 
 
@@ -80,7 +84,7 @@ def stage_data(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
         ctx.change(["install", "-d", "-m", "755", str(PurePosixPath(remote).parent)])
         ctx.put(data, remote, 0o644, display=f"upload {path.name} ({len(data)} bytes) to {remote}")
         uploaded.append(path.name)
-    ctx.state.data = staged
+    ctx.state.data = {**(ctx.state.data or {}), **staged}  # a session stages for bench, then for accuracy
     if uploaded:
         return CHANGED, "staged " + ", ".join(uploaded)
     return OK, "data already staged" if staged else "no data files configured"
@@ -140,6 +144,75 @@ def _run_logged(ctx: HostContext, dep: deployment.Deployment, argv: list[str], l
     return text
 
 
+# --- GPU telemetry while a client runs (llmfleet.telemetry) -----------------------------
+
+
+@dataclasses.dataclass
+class Measured:
+    """What the client reported that the telemetry window needs (set inside ``sampled``)."""
+
+    duration_s: float | None = None
+    output_tokens: float | None = None
+
+
+def telemetry_dir(ctx: HostContext) -> str:
+    """The run's sampler files on the host: outside the run folder, so raw output is never archived."""
+    return f"{ctx.settings.remote_root}/work/telemetry/{ctx.run.run_id}"
+
+
+def host_clock(ctx: HostContext) -> float:
+    """The host's clock (the samples' clock), in epoch seconds."""
+    got = ctx.probe(["date", "+%s.%N"], timeout=30)
+    value = telemetry.number(got.stdout.strip()) if got.ok else None
+    if value is None:
+        raise StepFailed(f"cannot read the host's clock (`date +%s.%N` exited {got.exit_code}): GNU date is needed")
+    return value
+
+
+@contextmanager
+def sampled(ctx: HostContext, name: str, lifetime_s: float) -> Iterator[Measured]:
+    """Sample the host's GPUs while the body runs the client; archive ``telemetry/<name>.jsonl``.
+
+    Started before the client and stopped after it (also when it fails), past the
+    client's end so that the samples cover its whole window.
+    """
+    measured = Measured()
+    if ctx.mode != "apply" or not ctx.settings.telemetry:
+        yield measured
+        return
+    where = telemetry.SamplerPaths.under(telemetry_dir(ctx), name)
+    started = ctx.change(telemetry.start_argv(where, lifetime_s), timeout=30, check=False)
+    if started is None or not started.ok:
+        ctx.say(f"telemetry: no sampler for {name} ({(started.stderr if started else '').strip()[-200:]})")
+        yield measured
+        return
+    source = started.stdout.split()[0] if started.stdout.split() else None
+    client_start = host_clock(ctx)
+    try:
+        yield measured
+    finally:
+        try:
+            _finish_sampling(ctx, name, where, source, client_start, measured)
+        except (Unreachable, OSError, StepFailed) as exc:  # never hide the client's own failure
+            ctx.say(f"telemetry for {name} lost: {exc}")
+
+
+def _finish_sampling(ctx: HostContext, name: str, where: telemetry.SamplerPaths, source: str | None,
+                     client_start: float, measured: Measured) -> None:  # fmt: skip
+    client_end = host_clock(ctx)
+    stopped = ctx.change(telemetry.stop_argv(where, client_end), timeout=60, check=False)
+    cpu_s, _ = telemetry.parse_stop(stopped.stdout if stopped else "")
+    raw = ctx.session.get_bytes(where.raw).decode(errors="replace") if ctx.session else ""
+    ctx.change(["rm", "-f", where.raw], timeout=30, check=False)
+    samples = telemetry.parse_raw(raw)
+    window = telemetry.bench_window(client_start, client_end, measured.duration_s)
+    head = telemetry.window_record(name, (client_start, client_end), window, measured.output_tokens, source, cpu_s)
+    ctx.run.keep(ctx.name, f"telemetry/{name}.jsonl", telemetry.dumps([head, *samples]))
+    e = telemetry.derive(samples, *window, measured.output_tokens)
+    shown = f"{e.avg_power_w:.0f} W, {e.j_per_output_token:.3g} J/token" if e.valid and e.j_per_output_token else e.why_invalid
+    ctx.say(f"telemetry {name}: {len(samples)} samples from {source}, {shown}")
+
+
 def bench(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
     dep = ctx.deployment
     require_running(ctx, dep)
@@ -156,7 +229,10 @@ def bench(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
             _run_logged(ctx, dep, sglang.bench_serving(warm), f"{base}/warmup/{profile.name}.log", timeout)
         spec = _bench_spec(ctx, dep, profile, f"{base}/bench/{profile.name}.jsonl")
         ctx.say(f"bench {profile.name}: {spec.num_prompts} prompts at concurrency {spec.max_concurrency}")
-        text = _run_logged(ctx, dep, sglang.bench_serving(spec), f"{base}/bench/{profile.name}.log", timeout)
+        with sampled(ctx, profile.name, timeout + SAMPLER_MARGIN_S) as measured:
+            text = _run_logged(ctx, dep, sglang.bench_serving(spec), f"{base}/bench/{profile.name}.log", timeout)
+            got = metrics.parse_text(text)
+            measured.duration_s, measured.output_tokens = got.get("duration_s"), got.get("total_output_tokens")
         if ctx.mode == "apply":
             summary = _summary(text)
             ctx.say(f"bench {profile.name}: {summary}")
@@ -173,10 +249,14 @@ def accuracy(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
     base = run_dir(ctx) if ctx.mode == "apply" else f"{deployment.CONTAINER_WORKDIR}/runs/RUN_ID"
     n = ctx.settings.num_questions or ctx.catalog.accuracy_defaults.num_questions
     argv = sglang.gsm8k(dep.server.port, n, data, parallel=ctx.settings.parallel)
-    text = _run_logged(ctx, dep, argv, f"{base}/accuracy/gsm8k.log", ctx.settings.accuracy_timeout)
+    with sampled(ctx, "gsm8k", ctx.settings.accuracy_timeout + SAMPLER_MARGIN_S) as measured:
+        text = _run_logged(ctx, dep, argv, f"{base}/accuracy/gsm8k.log", ctx.settings.accuracy_timeout)
+        m = metrics.parse_text(text)
+        measured.duration_s = m.get("latency_s")
+        if m.get("latency_s") and m.get("output_throughput"):
+            measured.output_tokens = round(m["latency_s"] * m["output_throughput"])
     if ctx.mode != "apply":
         return CHANGED, ""
-    m = metrics.parse_text(text)
     if "accuracy" not in m:
         raise StepFailed("few_shot_gsm8k printed no accuracy")
     return CHANGED, f"GSM8K accuracy {m['accuracy']} on {n} questions"
@@ -189,6 +269,8 @@ def collect(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
         return OK, ""
     container = ctx.settings.container_name
     fetched = 0
+    if ctx.run.run_id:  # no sampler of this run may outlive it, whatever failed before
+        ctx.change(telemetry.stop_all_argv(telemetry_dir(ctx)), timeout=60, check=False)
     if ctx.run.run_id and ctx.session is not None:
         remote_run = f"{ctx.settings.remote_root}/work/runs/{ctx.run.run_id}"
         try:
