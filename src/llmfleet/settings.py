@@ -63,6 +63,9 @@ class Settings(schema.Struct):
     pull_timeout: Seconds
     control_docker_host: str | None
     image: str | None
+    image_relay: bool
+    image_compression: Literal["auto", "zstd", "none"]
+    relay_stall_timeout: Positive
     # sglang_server
     port: Port
     bind_host: str

@@ -97,13 +97,17 @@ class FakeSession(SessionLike):
         self.closed = False
 
     def run(self, command: str, *, stdin: bytes | Iterable[bytes] | None = None, timeout: float | None = None,
-            on_sent: Callable[[int], None] | None = None) -> Result:  # fmt: skip
+            on_sent: Callable[[int], None] | None = None, idle_timeout: float | None = None,
+            on_stdout: Callable[[bytes], None] | None = None) -> Result:  # fmt: skip
         if stdin is not None:
             data = stdin if isinstance(stdin, bytes) else b"".join(stdin)
             self.host.stdin[command] = data
             if on_sent is not None:
                 on_sent(len(data))
-        return self.host.answer(command)
+        answer = self.host.answer(command)
+        if on_stdout is not None and answer.stdout:
+            on_stdout(answer.stdout.encode())
+        return answer
 
     def put_bytes(self, data: bytes, remote_path: str, mode: int = 0o644) -> None:
         self.host.commands.append(f"put {remote_path} ({mode:o})")

@@ -82,7 +82,8 @@ class SessionLike(Protocol):
     """What the runner and the actions use of a session (``llmfleet.testing`` has a scripted one)."""
 
     def run(self, command: str, *, stdin: bytes | Iterable[bytes] | None = None, timeout: float | None = None,
-            on_sent: Callable[[int], None] | None = None) -> Result: ...  # fmt: skip
+            on_sent: Callable[[int], None] | None = None, idle_timeout: float | None = None,
+            on_stdout: Callable[[bytes], None] | None = None) -> Result: ...  # fmt: skip
 
     def put_bytes(self, data: bytes, remote_path: str, mode: int = 0o644) -> None: ...
 
@@ -347,25 +348,37 @@ class Session:
         stdin: bytes | Iterable[bytes] | None = None,
         timeout: float | None = None,
         on_sent: Callable[[int], None] | None = None,
+        idle_timeout: float | None = None,
+        on_stdout: Callable[[bytes], None] | None = None,
     ) -> Result:
-        """Run a shell command; optionally feed it stdin (bytes or chunks, e.g. an image tar)."""
+        """Run a shell command; optionally feed it stdin (bytes or chunks, e.g. an image tar).
+
+        ``idle_timeout``: give up (exit 124) when no byte moves either way for that long,
+        however long the whole command takes (a long transfer; a cut host). ``on_stdout``
+        sees stdout as it arrives.
+        """
         start = time.monotonic()
         try:
             chan = self._transport().open_session(window_size=_WINDOW, max_packet_size=32768, timeout=self.connect_timeout)
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise Unreachable(f"cannot open a channel to {self.endpoint.address}: {exc}") from None
-        chan.settimeout(timeout)
+        chan.settimeout(idle_timeout if idle_timeout is not None else timeout)
         out: list[bytes] = []
         err: list[bytes] = []
+        stalled: list[bool] = []
 
-        def pump(recv: Callable[[int], bytes], sink: list[bytes]) -> None:
+        def pump(recv: Callable[[int], bytes], sink: list[bytes], watch: Callable[[bytes], None] | None = None) -> None:
             try:
                 while True:
                     data = recv(65536)
                     if not data:
                         return
                     sink.append(data)
-            except (socket.timeout, OSError):
+                    if watch is not None:
+                        watch(data)
+            except socket.timeout:
+                stalled.append(True)
+            except OSError:
                 return
 
         try:
@@ -379,7 +392,9 @@ class Session:
                     if on_sent:
                         on_sent(len(chunk))
                 chan.shutdown_write()
-            pump(chan.recv, out)
+            pump(chan.recv, out, on_stdout)
+            if idle_timeout is not None and stalled and not chan.exit_status_ready():
+                raise TimeoutError(f"no data for {idle_timeout:.0f}s")
             if timeout is not None and not chan.exit_status_ready():
                 deadline = start + timeout
                 while not chan.exit_status_ready() and time.monotonic() < deadline:
@@ -391,7 +406,8 @@ class Session:
             err_thread.join(timeout=5)
         except (socket.timeout, TimeoutError):
             chan.close()
-            return Result(command, 124, b"".join(out).decode(errors="replace"), f"timed out after {timeout}s", time.monotonic() - start)
+            what = f"no data for {idle_timeout}s" if idle_timeout is not None else f"timed out after {timeout}s"
+            return Result(command, 124, b"".join(out).decode(errors="replace"), what, time.monotonic() - start)
         except (paramiko.SSHException, EOFError, OSError) as exc:
             chan.close()
             raise Unreachable(f"connection to {self.endpoint.address} broke: {exc}") from None
@@ -431,7 +447,7 @@ class Session:
                 if not data:
                     break
                 raw.append(data)
-        except (socket.timeout, OSError):
+        except OSError:  # socket.timeout is one
             return 0, b""
         finally:
             chan.close()

@@ -9,15 +9,21 @@ the image (the same image ID, for a push).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .. import shell
+import paramiko
+
+from .. import relay, secrets, shell
 from ..commands import docker
 from ..steps import CHANGED, OK, HostContext, StepFailed, spec
+from ..transport import Result, Unreachable
 
 CHUNK = 1 << 20
 KEEP_TARS = 2  # saved images kept on the control node (the current one and the one before)
@@ -107,44 +113,240 @@ def host_image_id(ctx: HostContext, tag: str) -> str | None:
     return result.stdout.split()[0] if result.ok and result.stdout.strip() else None
 
 
+def _zstd_tar(image: ControlImage) -> Path:
+    """The saved image compressed once (zstd -3) beside the tar, for every host that can decompress it."""
+    assert image.tar is not None
+    path = image.tar.with_suffix(".tar.zst")
+    if not path.exists():
+        tmp = path.with_suffix(".zst-partial")
+        proc = subprocess.run(["zstd", "-q", "-f", "-3", "-T0", str(image.tar), "-o", str(tmp)], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise StepFailed(f"zstd on the control node failed: {proc.stderr.strip()[:200]}")
+        tmp.rename(path)
+    return path
+
+
+@dataclass
+class Member:
+    """A host of the relay: how the others reach it, and its session (open while it may feed)."""
+
+    ctx: HostContext
+    tools: frozenset[str]
+
+
+class RelayRun:
+    """One image's relay in one run: the coordination, the run's SSH key, the members."""
+
+    def __init__(self, run_id: str | None, fanout: int = 1):
+        self.relay = relay.Relay(fanout=fanout)
+        self.members: dict[str, Member] = {}
+        self.comment = relay.key_comment(run_id or "run")
+        self._lock = threading.Lock()
+        self._key: tuple[str, str] | None = None
+
+    def key(self) -> tuple[str, str]:
+        """(private key, public key) made on the control node for this run; the private one is a secret."""
+        with self._lock:
+            if self._key is None:
+                with tempfile.TemporaryDirectory(prefix="llmfleet-relay-") as tmp:
+                    path = Path(tmp) / "key"
+                    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.comment, "-f", str(path)],
+                                   check=True, capture_output=True)  # fmt: skip
+                    self._key = (path.read_text(), (path.with_suffix(".pub")).read_text().strip())
+                secrets.register(self._key[0])
+            return self._key
+
+    def join(self, ctx: HostContext) -> Member:
+        tools = frozenset(ctx.probe(relay.tools_probe(), timeout=30).stdout.split())
+        member = Member(ctx, tools)
+        with self._lock:
+            self.members[ctx.name] = member
+        return member
+
+
+def _compress(ctx: HostContext, *sides: frozenset[str]) -> bool:
+    mode = ctx.settings.image_compression
+    return mode != "none" and all("zstd" in tools for tools in sides)
+
+
+def _progress_task(ctx: HostContext, label: str, total: int) -> tuple[Any, Any]:
+    progress = ctx.run.shared.get("progress")
+    return progress, (progress.add_task(f"{ctx.name} {label}", total=total) if progress else None)
+
+
+def _run_hop_command(ctx: HostContext, command: str, display: str, **kwargs: Any) -> Result:
+    assert ctx.session is not None
+    result = ctx.session.run(command, idle_timeout=ctx.settings.relay_stall_timeout, **kwargs)
+    ctx.run.event(host=ctx.name, step=ctx.step.name if ctx.step else "", command=display, exit_code=result.exit_code,
+                  duration_s=round(result.duration_s, 4), mode=ctx.mode, note="relay")  # fmt: skip
+    return result
+
+
+def _from_control(ctx: HostContext, images: ControlImages, tag: str, me: Member) -> int:
+    image = images.tar(tag)
+    assert image.tar is not None
+    compress = _compress(ctx, me.tools, frozenset(["zstd"]) if shutil.which("zstd") else frozenset())
+    src = _zstd_tar(image) if compress else image.tar
+    total = src.stat().st_size
+    progress, task = _progress_task(ctx, "from control", total)
+    display = f"docker save {tag}{' | zstd' if compress else ''} | ssh {ctx.name} docker load  # {total / 1e6:.0f} MB from the control node"
+    try:
+        result = _run_hop_command(ctx, relay.receive_command(None, compress), display, stdin=_chunks(src),
+                                  on_sent=(lambda n: progress.update(task, advance=n)) if progress else None)  # fmt: skip
+    finally:
+        if progress is not None:
+            progress.remove_task(task)
+    codes = relay.parse_status(result.stdout)
+    if not result.ok or not codes or any(codes):
+        raise StepFailed(f"docker load from the control node failed ({result.stderr.strip() or result.stdout.strip()[-300:]})")
+    return total
+
+
+class FeederFailed(Exception):
+    """The feeding host failed or was cut: the receiver is fine and gets the image elsewhere."""
+
+
+def _known_hosts_lines(feeder: HostContext) -> str:
+    """The feeder's host keys as the control node's known_hosts has them (what was verified on connect)."""
+    ep = getattr(feeder.session, "endpoint", None)
+    path = os.path.expanduser((ep.known_hosts_file if ep else None) or "~/.ssh/known_hosts")
+    name = feeder.host.address if not ep or ep.port == 22 else f"[{ep.address}]:{ep.port}"
+    keys = paramiko.HostKeys(path) if os.path.exists(path) else paramiko.HostKeys()
+    found = keys.lookup(name) or {}
+    return "".join(f"{name} {kind} {key.get_base64()}\n" for kind, key in found.items())
+
+
+def _from_holder(ctx: HostContext, run: RelayRun, feeder: Member, tag: str, me: Member, size: int) -> int:
+    fctx = feeder.ctx
+    private, public = run.key()
+    compress = _compress(ctx, me.tools, feeder.tools)
+    ep = getattr(fctx.session, "endpoint", None)  # a real Session's; the scripted one has none
+    port, user = (ep.port, ep.user) if ep is not None else (22, None)
+    tmp = ctx.probe(["mktemp", "-d", "/tmp/llmfleet-relay.XXXXXXXX"], timeout=30).stdout.strip()
+    if not tmp.startswith("/tmp/llmfleet-relay."):
+        raise StepFailed(f"cannot make a private temp folder on {ctx.name}")
+    comment = f"{run.comment}-{ctx.name}"
+    line = relay.authorized_line(public, ctx.host.address, relay.serve_command(tag, compress), comment)
+    progress, task = _progress_task(ctx, f"from {fctx.name}", size)
+    seen = [0]
+
+    def moved(data: bytes) -> None:
+        got = relay.progress_bytes(data.decode(errors="replace"))
+        if got is not None and progress is not None:
+            progress.update(task, completed=got)
+        if got is not None:
+            seen[0] = got
+
+    try:
+        assert ctx.session is not None and fctx.session is not None
+        ctx.session.put_bytes(private.encode(), f"{tmp}/key", 0o600)
+        ctx.session.put_bytes(_known_hosts_lines(fctx).encode(), f"{tmp}/known_hosts", 0o600)
+        try:
+            added = fctx.session.run(shell.join(relay.add_line(line)), timeout=30)
+        except Unreachable as exc:
+            raise FeederFailed(str(exc)) from None
+        if not added.ok:
+            raise FeederFailed(f"cannot add the relay key on {fctx.name}: {added.stderr.strip()[:200]}")
+        ssh = relay.ssh_argv(tmp, fctx.host.address, port, user)
+        display = f"ssh {fctx.name} docker save {tag}{' | zstd' if compress else ''} | docker load  # on {ctx.name}, relay key"
+        result = _run_hop_command(ctx, relay.receive_command(ssh, compress), display, on_stdout=moved)
+        codes = relay.parse_status(result.stdout)
+        if relay.feeder_failed(codes):
+            raise FeederFailed(f"{fctx.name} stopped feeding after {seen[0] / 1e6:.0f} MB: {_tail(result.stdout)}")
+        if result.exit_code == 124:
+            alive = ctx.session.run("true", timeout=15)  # the receiver answers: the hop stalled on the feeder's side
+            if alive.ok:
+                raise FeederFailed(f"{fctx.name} stalled after {seen[0] / 1e6:.0f} MB")
+        if not result.ok or not codes or any(codes):
+            raise StepFailed(f"relay from {fctx.name} failed on {ctx.name} (exit {codes or result.exit_code}): {_tail(result.stdout)}")
+        return seen[0]
+    finally:
+        if progress is not None:
+            progress.remove_task(task)
+        _cleanup(ctx, fctx, tmp, comment)
+
+
+def _tail(text: str) -> str:
+    lines = [ln for ln in text.replace("\r", "\n").splitlines() if ln.strip() and ln != "relay-alive"]
+    return " | ".join(lines[-3:])[-400:]
+
+
+def _cleanup(ctx: HostContext, fctx: HostContext, tmp: str, comment: str) -> None:
+    """The hop's key line off the feeder, its temp folder off the receiver; what cannot be removed is said."""
+    for who, session, argv in ((fctx, fctx.session, relay.remove_lines(comment)), (ctx, ctx.session, ["rm", "-rf", tmp])):
+        try:
+            assert session is not None
+            if session.run(shell.join(argv), timeout=30).ok:
+                continue
+        except Unreachable:
+            pass
+        ctx.say(f"relay: could not clean up on {who.name} ({'key line ' + comment if who is fctx else tmp}); "
+                "the key line expires by itself")
+
+
+def _relay_run(ctx: HostContext, tag: str) -> RelayRun:
+    with ctx.run.lock:
+        found = ctx.run.shared.get(f"relay:{tag}")
+        if found is None:
+            found = ctx.run.shared[f"relay:{tag}"] = RelayRun(ctx.run.run_id)
+        return found
+
+
 def _push(ctx: HostContext, tag: str) -> tuple[str, str]:
     if ctx.mode == "dry-run":
         src = ctx.settings.control_docker_host
         save = shell.join(docker.save(tag, src))
-        ctx.planned.append(f"{save} | ssh {ctx.host.address} {shell.join(docker.load())}  # on the control node")
+        via = " (or from a host that has it: relay)" if ctx.settings.image_relay else ""
+        ctx.planned.append(f"{save} | ssh {ctx.host.address} {shell.join(docker.load())}  # on the control node{via}")
         return CHANGED, ""
     images: ControlImages = ctx.run.shared.setdefault("control_images", ControlImages(ctx.settings.control_docker_host))
     wanted = images.inspect(tag)
+    run = _relay_run(ctx, tag) if ctx.settings.image_relay else None
     if host_image_id(ctx, tag) == wanted.image_id:
         ctx.state.image_id = wanted.image_id
         ctx.run.note(ctx.name, image_id=wanted.image_id)
+        if run is not None and ctx.mode == "apply" and run.relay.needed():
+            run.join(ctx)
+            run.relay.hold(ctx.name)
+            run.relay.serve(ctx.name)
         return OK, f"{tag} already there ({wanted.image_id[7:19]})"
     if ctx.mode == "check":
         ctx.planned.append(f"push {tag} ({wanted.size / 1e6:.0f} MB) from the control node, then docker load")
         return CHANGED, ""
-    image = images.tar(tag)
-    assert image.tar is not None
-    total = image.tar.stat().st_size
-    progress = ctx.run.shared.get("progress")
-    task = progress.add_task(f"{ctx.name} push", total=total) if progress else None
+    if run is None:
+        run = RelayRun(ctx.run.run_id)  # this host's own: the control node feeds it
+    me = run.join(ctx)
+    start = time.monotonic()
+    while True:
+        hop = run.relay.feeder_for(ctx.name)
+        try:
+            if hop.feeder == relay.CONTROL:
+                sent = _from_control(ctx, images, tag, me)
+            else:
+                sent = _from_holder(ctx, run, run.members[hop.feeder], tag, me, wanted.size)
+            got = _image_id(ctx, tag)
+            if got != wanted.image_id:
+                raise StepFailed(f"after docker load the host has {got or 'no image'} for {tag}, expected {wanted.image_id}")
+        except FeederFailed as exc:
+            run.relay.finished(hop, ok=False, feeder_failed=str(exc))
+            ctx.say(f"relay: {exc}; {ctx.name} gets the image from another holder")
+            continue
+        except BaseException:
+            run.relay.finished(hop, ok=False)
+            raise
+        run.relay.finished(hop, ok=True)
+        break
+    ctx.state.image_id = wanted.image_id
+    ctx.run.note(ctx.name, image_id=wanted.image_id, image_from=hop.feeder)
+    took = time.monotonic() - start
+    run.relay.serve(ctx.name)
+    return CHANGED, (f"{tag} from {hop.feeder} ({sent / 1e6:.0f} MB in {took:.1f}s, "
+                     f"{sent * 8 / 1e6 / max(took, 1e-3):.0f} Mbit/s), verified {wanted.image_id[7:19]}")  # fmt: skip
 
-    def sent(n: int) -> None:
-        if progress is not None:
-            progress.update(task, advance=n)
 
-    display = f"docker save {tag} | docker load  # {total / 1e6:.0f} MB over SSH"
-    try:
-        ctx.change(docker.load(), stdin=_chunks(image.tar), on_sent=sent, timeout=None, display=display)
-    finally:
-        if progress is not None:
-            progress.remove_task(task)
+def _image_id(ctx: HostContext, tag: str) -> str | None:
     after = ctx.probe(docker.image_id(tag))
-    got = after.stdout.split()[0] if after.ok and after.stdout.strip() else None
-    if got != image.image_id:
-        raise StepFailed(f"after docker load the host has {got or 'no image'} for {tag}, expected {image.image_id}")
-    ctx.state.image_id = got
-    ctx.run.note(ctx.name, image_id=got)
-    return CHANGED, f"pushed {tag} ({total / 1e6:.0f} MB)"
+    return after.stdout.split()[0] if after.ok and after.stdout.strip() else None
 
 
 def _pull(ctx: HostContext, tag: str) -> tuple[str, str]:

@@ -1,0 +1,115 @@
+"""The image relay's coordination (llmfleet.relay.Relay) with threads standing in for hops, and its commands."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from llmfleet import relay
+
+
+def _simulate(names: list[str], hop_s: float = 0.02, fail_feeder: str | None = None, fail_receiver: str | None = None,
+              holders: tuple[str, ...] = ()) -> tuple[relay.Relay, dict[str, str], list[tuple[str, str]]]:  # fmt: skip
+    """Each name is a host thread doing what ensure_image does: wait for a feeder, 'transfer', hold, serve."""
+    r = relay.Relay()
+    outcome: dict[str, str] = {}
+    hops: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    for h in holders:
+        r.hold(h)
+
+    def host(name: str) -> None:
+        while True:
+            hop = r.feeder_for(name, timeout=10)
+            with lock:
+                hops.append((hop.feeder, name))
+            time.sleep(hop_s)
+            if name == fail_receiver:
+                r.finished(hop, ok=False)
+                outcome[name] = "failed"
+                return
+            if hop.feeder == fail_feeder:
+                r.finished(hop, ok=False, feeder_failed=f"{fail_feeder} cut")
+                continue
+            r.finished(hop, ok=True)
+            break
+        outcome[name] = hop.feeder
+        r.serve(name, timeout=10)
+
+    threads = [threading.Thread(target=host, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+        time.sleep(0.001)
+    for t in threads:
+        t.join(20)
+    assert not any(t.is_alive() for t in threads)
+    return r, outcome, hops
+
+
+def test_the_control_node_feeds_exactly_once_and_holders_double():
+    names = [f"h{i}" for i in range(1, 9)]
+    r, outcome, hops = _simulate(names)
+    assert [f for f, _ in hops].count(relay.CONTROL) == 1
+    assert set(outcome) == set(names) and all(v != "failed" for v in outcome.values())
+    assert r.sources == outcome and r.inflight == 0 and not r.waiting
+    # a binomial tree: 8 hosts in 4 rounds (1 from the control node, then 1, 2, 4 holders feeding)
+    depth = {relay.CONTROL: 0}
+    for feeder, receiver in hops:
+        depth[receiver] = depth[feeder] + 1
+    assert max(depth.values()) <= 4
+
+
+def test_hosts_that_have_the_image_feed_and_the_control_node_sends_nothing():
+    r, outcome, hops = _simulate(["h3", "h4", "h5"], holders=("h1", "h2"))
+    assert relay.CONTROL not in {f for f, _ in hops}
+    assert {f for f, _ in hops} <= {"h1", "h2", "h3", "h4"}
+
+
+def test_a_feeder_cut_mid_transfer_is_dropped_and_its_receivers_fed_by_others():
+    names = [f"h{i}" for i in range(1, 9)]
+    r, outcome, hops = _simulate(names, fail_feeder="h1")
+    assert "h1" in r.bad and r.bad["h1"] == "h1 cut"
+    assert all(outcome[n] != "h1" for n in names)  # whoever h1 started to feed got it elsewhere
+    assert all(v != "failed" for v in outcome.values())
+    assert len([1 for f, _ in hops if f == "h1"]) == 1  # dropped after its first failure
+    assert [f for f, _ in hops].count(relay.CONTROL) == 2  # h1 was the only holder: the control node again
+
+
+def test_a_failed_receiver_is_reported_and_the_rest_finish():
+    names = [f"h{i}" for i in range(1, 7)]
+    r, outcome, hops = _simulate(names, fail_receiver="h2")
+    assert outcome["h2"] == "failed" and "h2" not in r.holders and "h2" not in r.sources
+    assert all(outcome[n] not in ("failed", "h2") for n in names if n != "h2")
+
+
+def test_a_waiter_with_no_holder_times_out():
+    r = relay.Relay()
+    first = r.feeder_for("a")
+    assert first.feeder == relay.CONTROL
+    with pytest.raises(TimeoutError):
+        r.feeder_for("b", timeout=0.05)
+
+
+def test_authorized_line_restricts_the_key_to_one_command_one_source_and_a_deadline():
+    now = datetime(2025, 1, 2, 3, 4, tzinfo=timezone.utc)
+    line = relay.authorized_line("ssh-ed25519 AAAAC3Nza comment", "10.213.0.12",
+                                 relay.serve_command("lmsysorg/sglang:v0.5.9-rocm720-mi30x", True), "llmfleet-relay-x", now)  # fmt: skip
+    assert line == ('restrict,from="10.213.0.12",expiry-time="202501020904Z",'
+                    'command="docker save lmsysorg/sglang:v0.5.9-rocm720-mi30x | zstd -q -1 -T0 -c" '
+                    "ssh-ed25519 AAAAC3Nza llmfleet-relay-x")  # fmt: skip
+    for bad in ('10.0.0.1" ,command="sh', "a b"):
+        with pytest.raises(ValueError):
+            relay.authorized_line("ssh-ed25519 AAAA", bad, "docker save x", "c")
+
+
+def test_receive_pipeline_status_and_progress_parsing():
+    cmd = relay.receive_command(relay.ssh_argv("/tmp/llmfleet-relay.abc", "10.213.0.11", 22, "root"), True)
+    assert "StrictHostKeyChecking=yes" in cmd and "UserKnownHostsFile=/tmp/llmfleet-relay.abc/known_hosts" in cmd
+    assert "| zstd -q -d -c | docker load" in cmd and "relay-status" in cmd
+    assert relay.parse_status("relay-alive\nLoaded image: x\nrelay-status 0 0 0 0\n") == [0, 0, 0, 0]
+    assert relay.feeder_failed(relay.parse_status("relay-status 255 0 1 1"))
+    assert not relay.feeder_failed(relay.parse_status("relay-status 0 0 0 1"))
+    assert relay.progress_bytes("1048576 bytes (1.0 MB) copied, 1 s\r20971520 bytes (21 MB, 20 MiB) copied, 2 s") == 20971520
