@@ -93,7 +93,7 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 def _check_args(action: str, args: Any, spec: ActionSpec, path: Path, line: int | None) -> dict[str, Any]:
     """An action's arguments, checked against its schema (or its declared names): file:line on error."""
-    if not isinstance(args, dict):
+    if not isinstance(args, yamlsrc.LineDict):
         raise InputError("args must be a mapping", path, line)
     if spec.schema is not None:
         schema.convert(args, spec.schema, path=str(path), what=f"args of {action!r}")
@@ -125,21 +125,22 @@ def _notify(raw: Any, path: Path, line: int | None) -> tuple[str, ...]:
 
 def load_step(raw: Any, path: Path, role: str, known_actions: Mapping[str, ActionSpec], dirs: _Dirs) -> Step:
     """One step (or handler) of a tasks.yml, handlers.yml or a playbook's handlers: checked, files found."""
-    if not isinstance(raw, dict):
+    if not isinstance(raw, yamlsrc.LineDict):
         raise InputError("each step must be a mapping with name and action", path)
     yamlsrc.check_keys(raw, _STEP_KEYS, "a step")
     action = raw.get("action")
-    if action not in known_actions:
+    if not isinstance(action, str) or action not in known_actions:
         raise InputError(
             f"unknown action {action!r}{_did_you_mean(str(action), known_actions)}; known: {', '.join(sorted(known_actions))}",
             path, raw.line_of("action"),
         )  # fmt: skip
     spec = known_actions[action]
-    raw_args = raw.get("args") or {}
+    raw_args = raw.get("args")
+    raw_args = yamlsrc.LineDict() if raw_args is None else raw_args
     args = _check_args(action, raw_args, spec, path, raw.line_of("args"))
     for arg, sub in spec.local_files:
         if args.get(arg) is not None:
-            line = raw_args.line_of(arg) if isinstance(raw_args, yamlsrc.LineDict) else raw.line_of("args")
+            line = raw_args.line_of(arg)
             args[arg] = _local_file(args[arg], sub, dirs, path, line)
     return Step(
         name=str(raw.get("name") or action),
@@ -181,8 +182,8 @@ def _user_role_vars(role_dir: Path, roles_dir: Path) -> dict[str, Any]:
     path = role_dir / "defaults.yml"
     if roles_dir.resolve() == paths.roles_dir().resolve() or not path.is_file():
         return {}
-    doc = yamlsrc.load(path) or {}
-    if not isinstance(doc, dict):
+    doc = yamlsrc.load(path) or yamlsrc.LineDict()
+    if not isinstance(doc, yamlsrc.LineDict):
         raise InputError("defaults.yml must be a mapping", path, 1)
     for key in doc:
         if key in settings.SETTING_NAMES:
@@ -237,7 +238,7 @@ def load_playbook(name: str, known_actions: Mapping[str, ActionSpec], root: Path
     shipped = (root.parent / "roles") if root else paths.roles_dir()
     search = list(dict.fromkeys([pb_path.parent.resolve() / "roles", shipped.resolve()]))
     doc = yamlsrc.load(pb_path)
-    if not isinstance(doc, dict):
+    if not isinstance(doc, yamlsrc.LineDict):
         raise InputError("a playbook is a mapping with name and roles", pb_path, 1)
     yamlsrc.check_keys(doc, _PLAYBOOK_KEYS, "the playbook")
     role_names = doc.get("roles")

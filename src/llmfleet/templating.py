@@ -60,14 +60,15 @@ def _check_repetition(left: Any, right: Any) -> None:
             raise SecurityError("repetition result is too long")
 
 
-def _environment() -> ImmutableSandboxedEnvironment:
-    env = _BoundedSandbox(undefined=StrictUndefined, autoescape=False)
+def _environment(keep_trailing_newline: bool = False) -> ImmutableSandboxedEnvironment:
+    env = _BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=keep_trailing_newline)
     for name in ("lipsum", "cycler", "joiner"):  # not needed for values; less surface
         env.globals.pop(name, None)
     return env
 
 
 _ENV = _environment()
+_FILE_ENV = _environment(keep_trailing_newline=True)  # a file keeps its last newline
 
 
 def is_template(text: str) -> bool:
@@ -107,7 +108,7 @@ def render_file_template(text: str, variables: Mapping[str, Any], name: str = "t
     variable is an error (StrictUndefined), never an empty string.
     """
     try:
-        result = _ENV.from_string(text).render(dict(variables))
+        result = _FILE_ENV.from_string(text).render(dict(variables))
     except SecurityError as exc:
         raise TemplateValueError(f"{name}: refused by the template sandbox: {exc}") from None
     except TemplateError as exc:

@@ -18,7 +18,13 @@ import pytest
 
 from llmfleet import playbook_run, secrets
 from llmfleet.actions import ACTIONS
-from llmfleet.actions.generic import conf_with, holds, parse_condition, parse_state, unified_diff
+from llmfleet.actions.generic import (
+    conf_with,
+    holds,
+    parse_condition,
+    parse_state,
+    unified_diff,
+)
 from llmfleet.errors import InputError
 from llmfleet.playbook import load_playbook
 from llmfleet.steps import CHANGED, FAILED, OK, SKIPPED, Event
@@ -179,14 +185,14 @@ def test_template_renders_settings_and_the_operators_own_variables(tmp_path):
     tasks = f"- {{name: t, action: template, args: {{src: app.conf.j2, dest: {DEST}}}}}\n"
     pb = _project(tmp_path, tasks, host_vars="site: lab-east")
     (pb.parent / "templates" / "app.conf.j2").write_text(
-        "site={{ site }} host={{ inventory_hostname }} port={{ port }}\n{% if docker_registry_mirror %}mirror{% endif %}"
+        "site={{ site }} host={{ inventory_hostname }} port={{ port }}\n{% if docker_registry_mirror %}mirror\n{% endif %}"
     )
     net = FakeNetwork()
     h = net.host("h1")
     Files(h)
     report, _ = _play(pb, net, cli_vars={"port": 9000})
     assert report.success, report.results
-    assert h.files[DEST].decode() == "site=lab-east host=h1 port=9000\n"
+    assert h.files[DEST].decode() == "site=lab-east host=h1 port=9000\n"  # the last newline is kept
 
 
 def test_template_with_an_undefined_variable_fails_the_host_with_its_name(tmp_path):
@@ -207,6 +213,7 @@ def test_the_shipped_docker_daemon_template_is_valid_json(tmp_path):
 
     text = (paths.templates_dir() / "docker-daemon.json.j2").read_text()
     base = dict(settings.for_host(None, {}, {}).resolved)
+    assert templating.render_file_template(text, base).endswith("}\n")  # a file keeps its last newline
     doc = json.loads(templating.render_file_template(text, base))
     assert doc == {"log-driver": "json-file", "log-opts": {"max-size": "100m", "max-file": "3"}}
     full = {**base, "docker_registry_mirror": 'https://m.example:5000/"x', "docker_data_root": "/nvme/docker"}

@@ -16,8 +16,9 @@ import hashlib
 import posixpath
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Mapping, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
@@ -34,7 +35,7 @@ OUTPUT_KEEP = 16384  # characters of a command's stdout/stderr kept in the run's
 DIFF_MAX_BYTES = 1024 * 1024  # larger files are compared by checksum only, no diff shown
 CONF_HEADER = "# Written by llmfleet (host tuning); edited by `invoke play`.\n"
 
-_CONDITION = re.compile(r"^(?P<subject>rc|stdout|stderr)\s+(?P<op>==|!=|not contains|contains)\s+(?P<operand>.+)$", re.S)
+_CONDITION = re.compile(r"^(?P<subject>rc|stdout|stderr)\s+(?P<op>==|!=|not contains|contains)\s+(?P<operand>.+)$", re.DOTALL)
 
 
 def parse_condition(text: Condition) -> tuple[str, str, str] | bool:
@@ -68,7 +69,7 @@ def holds(condition: Condition, result: Result) -> bool:
 # --- argument schemas (checked at load time) ----------------------------------------------
 
 
-class _RunArgs(schema.Struct):
+class _RunArgs(schema.Struct, frozen=True):
     creates: str | None = None  # skip when this path exists on the host
     removes: str | None = None  # skip unless this path exists on the host
     changed_when: Condition = True
@@ -83,22 +84,22 @@ class _RunArgs(schema.Struct):
             parse_condition(cond)
 
 
-class CommandArgs(_RunArgs, kw_only=True):
+class CommandArgs(_RunArgs, kw_only=True, frozen=True):
     argv: Annotated[list[str], msgspec.Meta(min_length=1)]
 
 
-class ShellArgs(_RunArgs, kw_only=True):
+class ShellArgs(_RunArgs, kw_only=True, frozen=True):
     cmd: Annotated[str, msgspec.Meta(min_length=1)]
 
 
-class _FileArgs(schema.Struct):
+class _FileArgs(schema.Struct, frozen=True):
     dest: str
     mode: Mode | None = None
     owner: Name | None = None
     group: Name | None = None
 
 
-class CopyArgs(_FileArgs, kw_only=True):
+class CopyArgs(_FileArgs, kw_only=True, frozen=True):
     src: str | None = None  # a file on the control node (role's files/, the playbook's files/ or folder)
     content: str | None = None
 
@@ -107,32 +108,32 @@ class CopyArgs(_FileArgs, kw_only=True):
             raise ValueError("copy takes exactly one of src and content")
 
 
-class TemplateArgs(_FileArgs, kw_only=True):
+class TemplateArgs(_FileArgs, kw_only=True, frozen=True):
     src: str  # a jinja2 file: role's templates/, the playbook's templates/, or the project's templates/
 
 
-class DirectoryArgs(schema.Struct):
+class DirectoryArgs(schema.Struct, frozen=True):
     path: str | list[str]
     mode: Mode | None = None
     owner: Name | None = None
     group: Name | None = None
 
 
-class SysctlArgs(schema.Struct):
+class SysctlArgs(schema.Struct, frozen=True):
     name: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_]+(\.[a-z0-9_-]+)+$")]
     value: str | int
     persist: bool = True
     file: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]+\.conf$")] = "90-llmfleet.conf"
 
 
-class ServiceArgs(schema.Struct):
+class ServiceArgs(schema.Struct, frozen=True):
     name: Name
     state: Literal["restarted", "reloaded"] = "restarted"
     manager: Literal["auto", "systemd", "signal"] = "auto"
     pidfile: str | None = None  # signal manager: default /run/<name>.pid
 
 
-class WaitForArgs(schema.Struct):
+class WaitForArgs(schema.Struct, frozen=True):
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] | None = None
     host: str = "127.0.0.1"
     url: str | None = None
