@@ -220,7 +220,7 @@ def receive_command(source: Sequence[str] | None, decompress: bool) -> str:
 
 def feeder_failed(codes: list[int] | None) -> bool:
     """ssh (the first stage of a pulled hop) ended 255: the feeder or the path to it failed."""
-    return bool(codes) and codes[0] == 255
+    return codes is not None and len(codes) > 0 and codes[0] == 255
 
 
 def parse_status(output: str) -> list[int] | None:

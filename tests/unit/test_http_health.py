@@ -75,7 +75,7 @@ def test_a_recreated_container_is_asked_for_its_state_but_health_still_needs_no_
     ctx, host = _ctx(net, CONTAINER, changed=True)
     _serving(host)
     host.on(r"^docker inspect --type container --format", "running 0\n")
-    status, code, answer = server.poll(ctx, "llmfleet-sglang", PORT)
+    status, _, answer = server.poll(ctx, "llmfleet-sglang", PORT)
     assert (status, answer["health"]) == ("running", 200)
     assert len(host.commands) == 1 and not host.ran("docker exec") and net.unexpected == {}
 

@@ -40,9 +40,9 @@ def _simulate(names: list[str], hop_s: float = 0.02, fail_feeder: str | None = N
         r.serve(name, timeout=10)
 
     threads = [threading.Thread(target=host, args=(n,)) for n in names]
-    for t in threads:
+    for i, t in enumerate(threads):
         t.start()
-        time.sleep(0.001)
+        time.sleep(0.005 if i == 0 else 0.001)  # the first name asks first (the control node feeds it)
     for t in threads:
         t.join(20)
     assert not any(t.is_alive() for t in threads)
@@ -63,7 +63,7 @@ def test_the_control_node_feeds_exactly_once_and_holders_double():
 
 
 def test_hosts_that_have_the_image_feed_and_the_control_node_sends_nothing():
-    r, outcome, hops = _simulate(["h3", "h4", "h5"], holders=("h1", "h2"))
+    _, _, hops = _simulate(["h3", "h4", "h5"], holders=("h1", "h2"))
     assert relay.CONTROL not in {f for f, _ in hops}
     assert {f for f, _ in hops} <= {"h1", "h2", "h3", "h4"}
 
@@ -80,7 +80,7 @@ def test_a_feeder_cut_mid_transfer_is_dropped_and_its_receivers_fed_by_others():
 
 def test_a_failed_receiver_is_reported_and_the_rest_finish():
     names = [f"h{i}" for i in range(1, 7)]
-    r, outcome, hops = _simulate(names, fail_receiver="h2")
+    r, outcome, _ = _simulate(names, fail_receiver="h2")
     assert outcome["h2"] == "failed" and "h2" not in r.holders and "h2" not in r.sources
     assert all(outcome[n] not in ("failed", "h2") for n in names if n != "h2")
 

@@ -93,6 +93,7 @@ def prune(directory: Path, keep: int) -> list[Path]:
     tars = sorted(directory.glob("*.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in tars[keep:]:
         old.unlink(missing_ok=True)
+        old.with_suffix(".tar.zst").unlink(missing_ok=True)  # its compressed copy (relay/push with zstd)
     return tars[keep:]
 
 
