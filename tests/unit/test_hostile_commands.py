@@ -296,7 +296,7 @@ SHELLS = [s for s in ("sh", "bash") if shutil.which(s)]
 
 def _shell_argv(shell_name: str, text: str, cwd: Path | None = None) -> list[str]:
     """What a real shell passes to a program for this command text (printf prints each argument then NUL)."""
-    out = subprocess.run([shell_name, "-c", text], capture_output=True, check=True, timeout=10, cwd=cwd)
+    out = subprocess.run([shell_name, "-c", text], capture_output=True, check=True, timeout=60, cwd=cwd)
     assert out.stderr == b""
     return out.stdout.decode().split("\0")[:-1]
 
@@ -330,15 +330,15 @@ def test_hostlock_and_audit_scripts_run_for_real_with_hostile_values(name: str, 
     root = tmp_path / "t"
     root.mkdir(exist_ok=True)
     remote_dir = str(root / name)
-    subprocess.run(["sh", "-c", shell.join(hostlock.acquire(remote_dir))], check=True, timeout=10, cwd=root)
-    again = subprocess.run(["sh", "-c", shell.join(hostlock.acquire(remote_dir))], capture_output=True, timeout=10, cwd=root,
+    subprocess.run(["sh", "-c", shell.join(hostlock.acquire(remote_dir))], check=True, timeout=60, cwd=root)
+    again = subprocess.run(["sh", "-c", shell.join(hostlock.acquire(remote_dir))], capture_output=True, timeout=60, cwd=root,
                            check=False)  # fmt: skip
     assert again.returncode != 0  # the lock is held: mkdir is atomic and refuses
-    subprocess.run(["sh", "-c", shell.join(hostlock.audit(remote_dir, line))], check=True, timeout=10, cwd=root)
+    subprocess.run(["sh", "-c", shell.join(hostlock.audit(remote_dir, line))], check=True, timeout=60, cwd=root)
     assert os.listdir(root) == [name]
     assert sorted(os.listdir(root / name)) == ["audit.log", "lock"]
     assert (root / name / "audit.log").read_bytes() == (line + "\n").encode()
-    subprocess.run(["sh", "-c", shell.join(hostlock.release(remote_dir))], check=True, timeout=10, cwd=root)
+    subprocess.run(["sh", "-c", shell.join(hostlock.release(remote_dir))], check=True, timeout=60, cwd=root)
     assert sorted(os.listdir(root / name)) == ["audit.log"]
     shutil.rmtree(root)
     COUNTS["inert"] += 1
@@ -352,7 +352,7 @@ def test_the_logged_client_script_runs_exactly_the_argv(name: str, argv: list[st
     if _joined([name, *argv]) is None:
         return
     log = tmp_path / "logs" / name / "bench.log"
-    subprocess.run(["sh", "-c", shell.join(logged(["printf", "%s\\0", *argv], str(log)))], check=True, timeout=10,
+    subprocess.run(["sh", "-c", shell.join(logged(["printf", "%s\\0", *argv], str(log)))], check=True, timeout=60,
                    cwd=tmp_path)  # fmt: skip
     got = log.read_bytes().decode().split("\0")[:-1] if argv else []
     assert got == argv
