@@ -60,3 +60,12 @@ def lab_state_dir() -> Path:
     """Lab bookkeeping (PIDs, keys, known_hosts); $LLMFLEET_LAB_STATE moves it."""
     env = os.environ.get("LLMFLEET_LAB_STATE")
     return Path(env) if env else project_root() / ".lab"
+
+
+def shown(path: str | Path) -> str:
+    """A path for messages: relative to the project when inside it (short, and the same on every machine)."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(project_root().resolve()))
+    except (ValueError, OSError):
+        return str(path)

@@ -28,6 +28,7 @@ class Request:
     cli_vars: dict[str, Any] = field(default_factory=dict)
     forks: int = runner.DEFAULT_FORKS
     serial: str | None = None
+    max_fail_percentage: float | None = None  # with serial: stop after a batch whose failed share exceeds it (default 0)
     hf_token_file: str | None = None
     archive: bool = True
     diff: bool = False  # --diff: show unified diffs of the files steps write (or would write)
@@ -72,6 +73,8 @@ def plan_hosts(hosts: Sequence[Any], pb: playbook.Playbook, cat: catalog.Catalog
 
 def prepare(req: Request) -> Prepared:
     """Check everything a run needs, before anything connects."""
+    # first: from here on the token is masked, also in the messages of the checks below
+    token = secrets.load_hf_token(token_file=req.hf_token_file)
     if req.forks < 1:
         raise InputError(f"--forks takes a whole number of at least 1, not {req.forks}")
     cat = catalog.load()
@@ -82,7 +85,8 @@ def prepare(req: Request) -> Prepared:
     plans = plan_hosts(hosts, pb, cat, cli_vars)
     if req.serial:
         runner.batch_size(len(hosts), req.serial)
-    token = secrets.load_hf_token(token_file=req.hf_token_file)
+    if req.max_fail_percentage is not None and not 0 <= req.max_fail_percentage <= 100:
+        raise InputError(f"--max-fail-percentage takes 0 to 100, not {req.max_fail_percentage}")
     return Prepared(pb, cat, plans, token)
 
 
@@ -99,12 +103,14 @@ def execute(req: Request, emit: Callable[[Event], None], say: Callable[[str], No
     say(f"{prep.playbook.name} on {len(names)} host(s): {', '.join(names)}"
         + (f"  ({req.mode}: nothing will be changed)" if req.mode != "apply" else ""))  # fmt: skip
     if req.mode == "dry-run" or not req.archive:
-        return runner.run(ctx, prep.plans, ACTIONS, forks=req.forks, serial=req.serial, connect=connect)
+        return runner.run(ctx, prep.plans, ACTIONS, forks=req.forks, serial=req.serial, connect=connect,
+                          max_fail_percentage=req.max_fail_percentage)
     with archive.new_run(run_meta(req, prep)) as run:
         ctx.run_id = run.run_id
         ctx.shared["progress"] = progress
         with progress or nullcontext():
-            report = runner.run(ctx, prep.plans, ACTIONS, forks=req.forks, serial=req.serial, connect=connect)
+            report = runner.run(ctx, prep.plans, ACTIONS, forks=req.forks, serial=req.serial, connect=connect,
+                          max_fail_percentage=req.max_fail_percentage)
         for host, files in sorted(ctx.host_files.items()):
             for rel, data in sorted(files.items()):
                 run.write(f"{host}/{rel}", data)

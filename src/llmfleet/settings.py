@@ -76,9 +76,16 @@ class Settings(schema.Struct):
     context_length: Positive
     launcher: Literal["serve", "module"] | None
     extra_server_args: list[str] | str
+    mem_fraction_static: Fraction | None
     # health
     health_timeout: Seconds
     health_interval: Seconds
+    # rollout (a serving host's replacement, rollback, restart)
+    drain_timeout: Seconds
+    stop_timeout: Positive
+    gpu_free_timeout: Seconds
+    gpu_free_mb: NonNegative
+    rollback: bool
     # bench
     profile: str
     dataset: Literal["random", "random-ids", "sharegpt-file"] | None
@@ -160,7 +167,7 @@ def load_declared(roles_dir: Path | None = None) -> Declared:
                 raise InputError(f"{key!r} is declared by role {owner[key]!r} already: one default per setting", path, line)
             owner[str(key)] = role
             merged[str(key)] = value
-            where[str(key)] = f"{path}:{line}" if line else str(path)
+            where[str(key)] = f"{paths.shown(path)}:{line}" if line else paths.shown(path)
     missing = sorted(SETTING_NAMES - set(owner))
     if missing:
         raise InputError(f"settings without a default in any roles/*/defaults.yml: {', '.join(missing)}", roles_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import sys
 from typing import Any, Callable, TextIO
 
@@ -53,7 +54,9 @@ class RedactingStream:
 
 
 def install_redaction() -> None:
-    """Every byte printed from here on (rich, print, tracebacks) is masked."""
+    """Every byte printed from here on (rich, print, tracebacks) is masked; $HF_TOKEN is known from the start."""
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        secrets.register((os.environ.get(name) or "").strip())
     if not isinstance(sys.stdout, RedactingStream):
         sys.stdout = RedactingStream(sys.stdout)  # type: ignore[assignment]
     if not isinstance(sys.stderr, RedactingStream):
@@ -65,7 +68,7 @@ install_redaction()
 task = functools.partial(invoke_task, klass=FleetTask)  # every task of the CLI: chosen short flags only
 
 # Progress and tables go to stderr so that `--json` output on stdout stays parseable.
-console = Console(file=sys.stderr, highlight=False)
+console = Console(file=sys.stderr, highlight=False, emoji=False)
 
 
 def run_task(fn: Callable[..., int | None]) -> Callable[..., None]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from invoke import Collection, task
+from invoke import Collection
 
 from ..errors import EXIT_FAILED, InputError
-from .common import console, print_json, run_task
+from .common import console, print_json, run_task, task
 from .lab_serve import serve
 
 ACTION_FLAGS = ("cut", "restore", "slow", "loss", "stop_docker", "stop_ssh", "slow_gpu", "hold_gpu_memory")

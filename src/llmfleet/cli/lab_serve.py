@@ -5,9 +5,8 @@ The `lab` collection (cli/lab.py) adds this task.
 
 from __future__ import annotations
 
-from invoke import task
 
-from .common import run_task
+from .common import run_task, task
 
 
 @task(help={

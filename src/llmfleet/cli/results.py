@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from invoke import task
 from rich.table import Table
 from rich.text import Text
 
@@ -13,7 +12,7 @@ from .. import archive, metrics
 from .. import report as report_mod
 from ..errors import EXIT_FAILED, InputError
 from ..report import plain
-from .common import console, print_json, run_task
+from .common import console, print_json, run_task, task
 
 
 @task(help={"file": "a bench_serving log, its --output-file JSONL, or a few_shot_gsm8k log",
