@@ -36,6 +36,7 @@ Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 Fraction = Annotated[float, msgspec.Meta(gt=0, le=1)]
+HostPath = Annotated[str, msgspec.Meta(pattern=r"^/[^\n\x00]*$")]  # an absolute path on the host
 
 PASS_THROUGH_PREFIXES = ("ansible_",)  # Ansible's own variables: read by the inventory, never checked here
 TYPO_CUTOFF = 0.85  # how close an inventory key must be to a setting to count as its typo
@@ -51,8 +52,8 @@ class Settings(schema.Struct):
     hardware: str | None
     lab: bool
     known_hosts_file: str | None
-    remote_dir: str
-    hf_home: str | None
+    remote_dir: HostPath
+    hf_home: HostPath | None
     sglang_version: str | None
     preflight_skip: list[Literal["docker", "devices", "driver", "gpus", "numa_balancing", "disk", "hf_token"]]
     disk_margin_gb: NonNegative
