@@ -23,6 +23,12 @@ PORT_LABEL = "org.llmfleet.port"
 MODEL_LABEL = f"{docker.LABEL_PREFIX}.model"
 CONTAINER_WORKDIR = "/llmfleet"  # the host's <remote_dir>/work inside the container
 CONTAINER_HF_HOME = "/root/.cache/huggingface"
+CONTAINER_CACHE = "/llmfleet-cache"  # the host's <remote_dir>/cache: JIT and kernel caches that outlive a container
+CACHE_ENV = {  # where SGLang's kernel compilers keep their output, inside the host volume
+    "AITER_JIT_DIR": f"{CONTAINER_CACHE}/aiter",
+    "TRITON_CACHE_DIR": f"{CONTAINER_CACHE}/triton",
+    "TORCHINDUCTOR_CACHE_DIR": f"{CONTAINER_CACHE}/inductor",
+}
 
 
 def image_tag(catalog: Catalog, s: Settings, hardware: Hardware) -> tuple[str, str]:
@@ -82,7 +88,12 @@ class Deployment:
 
     @property
     def volumes(self) -> list[tuple[str, str]]:
-        return [(self.hf_home, CONTAINER_HF_HOME), (f"{self.remote_dir}/work", CONTAINER_WORKDIR)]
+        return [(self.hf_home, CONTAINER_HF_HOME), (f"{self.remote_dir}/work", CONTAINER_WORKDIR),
+                (self.cache_dir, CONTAINER_CACHE)]  # fmt: skip
+
+    @property
+    def cache_dir(self) -> str:
+        return f"{self.remote_dir}/cache"
 
     def server_argv(self) -> list[str]:
         return sglang.server(self.server)
@@ -102,6 +113,7 @@ class Deployment:
             device_flags=self.device_flags,
             volumes=self.volumes,
             env_file=self.env_file,
+            env=CACHE_ENV,
             labels=labels,
         )
 
@@ -143,6 +155,7 @@ def build(catalog: Catalog, s: Settings, facts: HostFacts | None, has_secrets: b
         port=s.port,
         launcher=s.launcher or catalog.launcher(version),
         extra_args=s.server_extra_args,
+        mem_fraction_static=s.mem_fraction_static,
     )
     return Deployment(
         model=m,
