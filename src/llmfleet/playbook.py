@@ -25,7 +25,7 @@ from . import paths, schema, settings, yamlsrc
 from .errors import InputError
 from .steps import ActionSpec
 
-_PLAYBOOK_KEYS = {"name", "description", "roles", "vars", "lock", "handlers"}
+_PLAYBOOK_KEYS = {"name", "description", "roles", "vars", "lock", "handlers", "serial_from"}
 _STEP_KEYS = {"name", "action", "args", "always", "notify"}
 
 
@@ -57,6 +57,7 @@ class Playbook:
     description: str = ""
     lock: bool = False  # take the host's deploy lock for the run (apply mode)
     handlers: list[Step] = field(default_factory=list)  # the roles' handlers, then the playbook's own
+    serial_from: str | None = None  # with --serial: the role where batches start (earlier roles run on all hosts first)
 
     @property
     def steps(self) -> list[Step]:
@@ -262,6 +263,10 @@ def load_playbook(name: str, known_actions: Mapping[str, ActionSpec], root: Path
     steps = [s for r in roles for s in r.steps]
     check_order(steps + handlers, known_actions)
     check_handlers(steps, handlers)
+    serial_from = doc.get("serial_from")
+    if serial_from is not None and serial_from not in role_names:
+        raise InputError(f"serial_from names role {serial_from!r}, which the playbook does not list", pb_path,
+                         doc.line_of("serial_from"))  # fmt: skip
     return Playbook(
         name=str(doc.get("name", pb_path.stem)),
         path=pb_path,
@@ -270,4 +275,5 @@ def load_playbook(name: str, known_actions: Mapping[str, ActionSpec], root: Path
         description=str(doc.get("description", "")),
         lock=bool(doc.get("lock", False)),
         handlers=handlers,
+        serial_from=str(serial_from) if serial_from is not None else None,
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -112,15 +113,28 @@ class RunReport:
 
 
 def batches(hosts: Sequence[Any], serial: str | None) -> list[list[Any]]:
-    """Split hosts into `--serial N` or `--serial N%` batches (all at once when unset)."""
+    """Split hosts into `--serial` batches: N, N% or a list ramping up ("1,25%": a canary, then quarters).
+
+    A list's sizes are taken in order, the last one repeating until every host has a batch
+    (Ansible's ``serial: [1, "25%"]``); all hosts at once when unset.
+    """
     if not serial:
         return [list(hosts)] if hosts else []
-    return [list(hosts[i : i + size]) for size in [batch_size(len(hosts), serial)] for i in range(0, len(hosts), size)]
+    sizes = [batch_size(len(hosts), item) for item in str(serial).split(",")]
+    out: list[list[Any]] = []
+    i = 0
+    while i < len(hosts):
+        size = sizes[min(len(out), len(sizes) - 1)]
+        out.append(list(hosts[i : i + size]))
+        i += size
+    return out
 
 
 def batch_size(n_hosts: int, serial: str) -> int:
-    """The batch size `--serial` asks for; an InputError for anything but N >= 1 or 0 < N% <= 100."""
+    """The batch size `--serial` asks for; an InputError for anything but N >= 1 or 0 < N% <= 100 (or a list of those)."""
     text = str(serial).strip()
+    if "," in text:
+        return [batch_size(n_hosts, item) for item in text.split(",")][0]
     try:
         if text.endswith("%"):
             pct = float(text[:-1])
@@ -129,10 +143,44 @@ def batch_size(n_hosts: int, serial: str) -> int:
             return max(1, int(n_hosts * pct / 100))
         size = int(text)
     except ValueError:
-        raise InputError(f"--serial takes N or N%, not {serial!r}") from None
+        raise InputError(f"--serial takes N or N% (or a comma list of those, like 1,25%), not {serial!r}") from None
     if size < 1:
         raise InputError(f"--serial must be at least 1, not {serial!r}")
     return size
+
+
+def too_many_failed(failed: int, batch: int, max_fail_percentage: float) -> bool:
+    """Ansible's rule: a batch whose failed share exceeds the percentage stops the run."""
+    return batch > 0 and failed * 100.0 / batch > max_fail_percentage
+
+
+class Turns:
+    """Holds each host at the start of a playbook's batched part until its batch's turn.
+
+    The steps before it (``Playbook.serial_from``: the image pre-staged on every host) run
+    on all hosts at once; then the run admits one batch at a time, or tells the rest
+    that the rollout stopped. One session and one lock per host for the whole run.
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.arrived = {n: threading.Event() for n in names}
+        self.go = {n: threading.Event() for n in names}
+        self.stopped: set[str] = set()
+
+    def wait(self, name: str) -> bool:
+        """Called by a host's thread at the split; True when its batch may go on."""
+        self.arrived[name].set()
+        self.go[name].wait()
+        return name not in self.stopped
+
+    def admit(self, names: Sequence[str], stop: bool = False) -> None:
+        if stop:
+            self.stopped.update(names)
+        for n in names:
+            self.go[n].set()
+
+
+STOPPED = "untouched (rollout stopped)"
 
 
 def _connect(ctx: RunContext, plan: HostPlan, connect: Connect, recap: HostRecap) -> SessionLike | None:
@@ -189,8 +237,18 @@ def _run_step(hctx: HostContext, spec: ActionSpec, args: Mapping[str, Any], reca
 
 
 def _run_host(ctx: RunContext, plan: HostPlan, actions: Mapping[str, ActionSpec], connect: Connect,
-              results: list[StepResult]) -> HostRecap:  # fmt: skip
+              results: list[StepResult], turns: Turns | None = None) -> HostRecap:  # fmt: skip
     recap = HostRecap()
+    name = plan.host.name
+    try:
+        return _run_host_steps(ctx, plan, actions, connect, results, recap, turns)
+    finally:
+        if turns is not None:
+            turns.arrived[name].set()  # a host that ended before the split does not hold the batches up
+
+
+def _run_host_steps(ctx: RunContext, plan: HostPlan, actions: Mapping[str, ActionSpec], connect: Connect,
+                    results: list[StepResult], recap: HostRecap, turns: Turns | None) -> HostRecap:  # fmt: skip
     name = plan.host.name
     session = None
     if ctx.mode != "dry-run":
@@ -198,7 +256,7 @@ def _run_host(ctx: RunContext, plan: HostPlan, actions: Mapping[str, ActionSpec]
         if session is None:
             return recap
     hctx = HostContext(ctx, plan.host, plan.settings, plan.resolved, session)
-    failed = locked = False
+    failed = locked = stopped = waited = False
     try:
         if ctx.mode == "apply" and ctx.playbook.lock and plan.lock_root and session is not None:
             locked = _take_lock(ctx, plan, session, recap)
@@ -207,9 +265,13 @@ def _run_host(ctx: RunContext, plan: HostPlan, actions: Mapping[str, ActionSpec]
         notified: set[str] = set()  # handlers a changed step asked for (run once, after the steps)
         for step in ctx.playbook.run_order(notified):
             spec = actions[step.action]
+            if turns is not None and not waited and step.role == ctx.playbook.serial_from:
+                waited = True
+                stopped = not turns.wait(name)
             missing = sorted(r for r in spec.requires if getattr(hctx.state, r) is None)
-            if (failed and not step.always) or missing:
+            if (failed and not step.always) or missing or stopped:
                 why = f"needs {', '.join(missing)}, which no step provided" if missing else "an earlier step failed"
+                why = STOPPED if stopped else why
                 results.append(StepResult(name, step.role, step.name, SKIPPED, why))
                 recap.skipped += 1
                 continue
@@ -235,6 +297,10 @@ def _run_host(ctx: RunContext, plan: HostPlan, actions: Mapping[str, ActionSpec]
             session.close()
     if failed and not recap.message:
         recap.message = next((r.message for r in results if r.status == FAILED), "")
+    if stopped:
+        hctx.outcome = hctx.outcome or STOPPED
+    if hctx.outcome and not recap.unreachable:
+        recap.message = hctx.outcome  # what happened to the host, in one line (the failed step keeps its detail)
     return recap
 
 
@@ -245,27 +311,63 @@ def run(
     forks: int = DEFAULT_FORKS,
     serial: str | None = None,
     connect: Connect = connect_ssh,
+    max_fail_percentage: float | None = None,
 ) -> RunReport:
-    """Run the playbook on every host; never raises for a host's failure."""
+    """Run the playbook on every host; never raises for a host's failure.
+
+    With `serial`, hosts go in batches and the run stops after a batch whose failed share
+    exceeds `max_fail_percentage` (default 0, Ansible's). A playbook with ``serial_from``
+    runs its steps before that role on every host first (the image on every host before
+    any server is touched), then the rest batch by batch.
+    """
     report = RunReport(ctx.playbook.name, ctx.mode, datetime.now(timezone.utc).isoformat(timespec="seconds"))
     start = time.monotonic()
     per_host: dict[str, list[StepResult]] = {p.host.name: [] for p in plans}
-    for batch in batches(plans, serial):
-        with ThreadPoolExecutor(max_workers=max(1, min(forks, len(batch)))) as pool:
-            futures = {p.host.name: pool.submit(_run_host, ctx, p, actions, connect, per_host[p.host.name]) for p in batch}
-            for name, fut in futures.items():
-                report.recap[name] = fut.result()
-        if serial and any(not report.recap[p.host.name].success for p in batch):
-            # Like Ansible's serial with max_fail_percentage 0: stop before the next batch.
-            for p in plans:
-                if p.host.name not in report.recap:
-                    report.recap[p.host.name] = HostRecap(skipped=1, failed=1, message="not started: an earlier batch failed")
-            break
+    limit = 0.0 if max_fail_percentage is None else max_fail_percentage
+    if serial and ctx.playbook.serial_from:
+        _run_staged(ctx, plans, actions, forks, serial, connect, limit, per_host, report)
+    else:
+        for batch in batches(plans, serial):
+            with ThreadPoolExecutor(max_workers=max(1, min(forks, len(batch)))) as pool:
+                futures = {p.host.name: pool.submit(_run_host, ctx, p, actions, connect, per_host[p.host.name]) for p in batch}
+                for name, fut in futures.items():
+                    report.recap[name] = fut.result()
+            failed = sum(not report.recap[p.host.name].success for p in batch)
+            if serial and too_many_failed(failed, len(batch), limit):
+                for p in plans:
+                    if p.host.name not in report.recap:
+                        report.recap[p.host.name] = HostRecap(skipped=1, failed=1, message="not started: an earlier batch failed")
+                break
     for p in plans:
         report.results.extend(per_host[p.host.name])
     report.duration_s = time.monotonic() - start
     report.ended_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return report
+
+
+def _run_staged(ctx: RunContext, plans: Sequence[HostPlan], actions: Mapping[str, ActionSpec], forks: int,
+                serial: str, connect: Connect, limit: float, per_host: dict[str, list[StepResult]],
+                report: RunReport) -> None:  # fmt: skip
+    """Every host up to the split at once, then batch by batch (see :class:`Turns`)."""
+    names = [p.host.name for p in plans]
+    turns = Turns(names)
+    # every host's thread lives for the whole run (it waits for its turn), so no fewer workers than hosts
+    with ThreadPoolExecutor(max_workers=max(1, len(plans))) as pool:
+        futures = {p.host.name: pool.submit(_run_host, ctx, p, actions, connect, per_host[p.host.name], turns)
+                   for p in plans}  # fmt: skip
+        for n in names:
+            turns.arrived[n].wait()
+        stop = False
+        for batch in batches(names, serial):
+            if stop:
+                turns.admit(batch, stop=True)
+                continue
+            turns.admit(batch)
+            for n in batch:
+                report.recap[n] = futures[n].result()
+            stop = too_many_failed(sum(not report.recap[n].success for n in batch), len(batch), limit)
+        for n in names:
+            report.recap[n] = futures[n].result()
 
 
 def events_jsonl(events: list[dict[str, Any]]) -> str:

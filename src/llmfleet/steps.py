@@ -151,6 +151,7 @@ class HostContext:
         self.state = HostState()
         self.step: Step | None = None
         self.planned: list[str] = []
+        self.outcome = ""  # what happened to the host in one line ("upgraded", "rolled back (cause)"): the recap's note
 
     @property
     def mode(self) -> str:

@@ -44,15 +44,19 @@ def ensure_container(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, st
         ctx.state.container_changed = False
         return OK, f"{dep.container} up to date ({wanted})"
     why = "not there" if current is None else ("config changed" if current.labels.get(docker.CONFIG_LABEL) != wanted else f"is {current.status}")
-    ctx.change(["install", "-d", "-m", "755", dep.remote_dir, f"{dep.remote_dir}/work", dep.hf_home])
+    ctx.change(["install", "-d", "-m", "755", dep.remote_dir, f"{dep.remote_dir}/work", dep.hf_home, dep.cache_dir])
     if dep.env_file:
         ctx.change(["install", "-d", "-m", "700", f"{dep.remote_dir}/secrets"])
         shown = ", ".join(f"{k}=********" for k in sorted(values))
         ctx.put(secrets.env_file_text(values).encode(), dep.env_file, 0o600, display=f"write {dep.env_file} (0600: {shown})")
+    ctx.state.container_changed = True
+    if current is not None and current.running and current.labels.get(docker.CONFIG_LABEL) != wanted:
+        from . import rollout  # the rolling replacement builds on this module's poller
+
+        return rollout.replace(ctx, dep, dep.run_argv(wanted), why)
     if current is not None:
         ctx.change(docker.remove(dep.container))
     ctx.change(dep.run_argv(wanted))
-    ctx.state.container_changed = True
     return CHANGED, f"{dep.container} {'created' if current is None else 'recreated'} ({why})"
 
 
@@ -109,9 +113,10 @@ def poll(ctx: HostContext, container: str, port: int) -> tuple[str, int, dict]:
     return status, 0, answer
 
 
-def failure_report(ctx: HostContext, dep: deployment.Deployment, headline: str, tail: int = 40) -> str:
+def failure_report(ctx: HostContext, dep: deployment.Deployment, headline: str, container: str | None = None,
+                   tail: int = 40) -> str:  # fmt: skip
     """The headline, what the logs say it means, and the last log lines."""
-    logs = ctx.probe(docker.logs(dep.container, tail=tail), timeout=60)
+    logs = ctx.probe(docker.logs(container or dep.container, tail=tail), timeout=60)
     text = (logs.stdout + logs.stderr).strip()
     ctx.run.keep(ctx.name, "server/docker-tail.log", text)
     parts = [headline]
@@ -131,19 +136,24 @@ def wait_healthy(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
                 return OK, "serving"
         ctx.planned.append(f"wait until http://127.0.0.1:{dep.server.port}/health is 200 and /v1/models lists {dep.model.hf_id}")
         return CHANGED, ""
+    return OK, wait_serving(ctx, dep, dep.container)
+
+
+def wait_serving(ctx: HostContext, dep: deployment.Deployment, container: str) -> str:
+    """Poll until the container serves the model (the one poller: deploy's health step and the rollout's gate)."""
     timeout = ctx.settings.health_timeout
     interval = ctx.settings.health_interval
     start = time.monotonic()
     last_note = start
     while True:
-        status, code, answer = poll(ctx, dep.container, dep.server.port)
+        status, code, answer = poll(ctx, container, dep.server.port)
         elapsed = time.monotonic() - start
         if status != "running":
-            raise StepFailed(failure_report(ctx, dep, f"container {dep.container} is {status} (exit code {code})"))
+            raise StepFailed(failure_report(ctx, dep, f"container {container} is {status} (exit code {code})", container))
         if answer.get("health") == 200 and dep.model.hf_id in (answer.get("models") or []):
-            return OK, f"serving {dep.model.hf_id} on :{dep.server.port} after {elapsed:.0f}s"
+            return f"serving {dep.model.hf_id} on :{dep.server.port} after {elapsed:.0f}s"
         if elapsed > timeout:
-            raise StepFailed(failure_report(ctx, dep, f"not serving after {timeout:.0f}s (health {answer.get('health')})"))
+            raise StepFailed(failure_report(ctx, dep, f"not serving after {timeout:.0f}s (health {answer.get('health')})", container))
         if time.monotonic() - last_note >= 30:
             ctx.say(f"still starting ({elapsed:.0f}s, /health {answer.get('health', '-')}); first starts on a cold host take 10-15 min")
             last_note = time.monotonic()

@@ -13,7 +13,7 @@ HOST_HELP = {
     "hosts": "Hosts: a group, a host, a comma list, a glob, !name to exclude (default: all)",
     "inventory": "Inventory file or directory (default: inventory/)",
     "forks": "Hosts worked on at once (default 32)",
-    "serial": "Work in batches of N hosts or N%; stop after a batch with a failure",
+    "serial": "Work in batches: N, N% or a ramp like 1,25% (the first batch is the canary); stop after a failed batch",
     "json": "Print one JSON object on stdout (progress goes to stderr)",
     "set": "Extra variable KEY=VALUE (YAML value), highest precedence; repeatable",
     "hf_token_file": "File holding the Hugging Face token (default: $HF_TOKEN)",
@@ -63,8 +63,17 @@ def _finish(report: runner.RunReport, as_json: bool) -> int:
     return 0 if report.success else EXIT_FAILED
 
 
+def _pct(value: Any) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"--max-fail-percentage takes a number from 0 to 100, not {value!r}") from None
+
+
 def _run(playbook: str, hosts: str, inventory: str | None, mode: str, cli_vars: dict, forks: Any, serial: Any,
-         hf_token_file: str | None, as_json: bool, archive: bool = True) -> int:  # fmt: skip
+         hf_token_file: str | None, as_json: bool, archive: bool = True, max_fail: Any = None) -> int:  # fmt: skip
     n_forks = _num(forks, "forks")
     req = playbook_run.Request(
         playbook=playbook,
@@ -76,6 +85,7 @@ def _run(playbook: str, hosts: str, inventory: str | None, mode: str, cli_vars: 
         serial=str(serial) if serial not in (None, "") else None,
         hf_token_file=hf_token_file,
         archive=archive,
+        max_fail_percentage=_pct(max_fail),
     )
     report = playbook_run.execute(req, render.printer(console), lambda text: console.print(text, markup=False),
                                   progress=render.transfer_progress(console))  # fmt: skip
@@ -95,6 +105,8 @@ def _run(playbook: str, hosts: str, inventory: str | None, mode: str, cli_vars: 
         "sglang_version": "SGLang version, picks the image tag (default: catalog's)",
         "port": "Server port (default 8000)",
         "health_timeout": "Seconds to wait for the server to serve (default 1800)",
+        "max_fail_percentage": "With --serial: stop after a batch whose failed share exceeds this (default 0)",
+        "no_rollback": "A host failing its health gate stays as it is (no rollback to its previous container)",
         "dry_run": "Connect to nothing; print each host's exact commands",
         "check": "Connect and gather facts; report what would change; change nothing",
     },
@@ -103,6 +115,7 @@ def _run(playbook: str, hosts: str, inventory: str | None, mode: str, cli_vars: 
 @run_task
 def deploy(c, hosts="", model="", inventory=None, quant=None, tool_calls=False, eagle3=False, context_length=None,
            image_source=None, image=None, sglang_version=None, port=None, health_timeout=None, forks=None, serial=None,
+           max_fail_percentage=None, no_rollback=False,
            dry_run=False, check=False, json=False, hf_token_file=None, set=None):  # fmt: skip
     """Deploy SGLang Llama 4 on the hosts: preflight, image, server container, health."""
     if not model:
@@ -118,9 +131,29 @@ def deploy(c, hosts="", model="", inventory=None, quant=None, tool_calls=False, 
         "sglang_version": sglang_version,
         "port": _num(port, "port"),
         "health_timeout": _num(health_timeout, "health-timeout"),
+        "rollback": False if no_rollback else None,
         **parse_sets(set),
     }
-    return _run("deploy", hosts, inventory, _mode(dry_run, check), cli_vars, forks, serial, hf_token_file, json)
+    return _run("deploy", hosts, inventory, _mode(dry_run, check), cli_vars, forks, serial, hf_token_file, json,
+                max_fail=max_fail_percentage)
+
+
+@task(help=helps("hosts", "inventory", "forks", "serial", "json", "set", "hf_token_file",
+                 dry_run="Print each host's commands", check="Report what would change"), iterable=["set"])  # fmt: skip
+@run_task
+def rollback(c, hosts="", inventory=None, forks=None, serial=None, dry_run=False, check=False, json=False,
+             hf_token_file=None, set=None):  # fmt: skip
+    """Put each host's kept previous server container back: router-aware, drained, gated."""
+    return _run("rollback", hosts, inventory, _mode(dry_run, check), parse_sets(set), forks, serial, hf_token_file, json)
+
+
+@task(help=helps("hosts", "inventory", "forks", "serial", "json", "set", "hf_token_file",
+                 dry_run="Print each host's commands", check="Report what would change"), iterable=["set"])  # fmt: skip
+@run_task
+def restart(c, hosts="", inventory=None, forks=None, serial=None, dry_run=False, check=False, json=False,
+            hf_token_file=None, set=None):  # fmt: skip
+    """Restart each host's server gracefully: out of the router, drained, stopped, gated, back in."""
+    return _run("restart", hosts, inventory, _mode(dry_run, check), parse_sets(set), forks, serial, hf_token_file, json)
 
 
 @task(
@@ -134,14 +167,17 @@ def deploy(c, hosts="", model="", inventory=None, quant=None, tool_calls=False, 
         "output_len": "Random output length (default 1000)",
         "dataset": "random (cookbook, needs sharegpt_file) | random-ids | sharegpt-file",
         "no_warmup": "Skip the warm-up pass before the low profile",
+        "accuracy": "Also run the GSM8K check, in the same run and archive (playbooks/session.yml): one report",
+        "num_questions": "GSM8K questions with --accuracy (default 200)",
         "dry_run": "Print each host's commands",
     },
     iterable=["set"],
 )
 @run_task
 def bench(c, hosts="", model="", inventory=None, profile="all", num_prompts=None, max_concurrency=None, input_len=None,
-          output_len=None, dataset=None, no_warmup=False, forks=None, dry_run=False, json=False, set=None):  # fmt: skip
-    """Run the cookbook's benchmark profiles in every container; archive the logs."""
+          output_len=None, dataset=None, no_warmup=False, accuracy=False, num_questions=None, forks=None, dry_run=False,
+          json=False, set=None):  # fmt: skip
+    """Run the cookbook's benchmark profiles in every container (and GSM8K with --accuracy); archive the logs."""
     cli_vars = {
         "model": model or None,
         "profile": profile,
@@ -151,9 +187,11 @@ def bench(c, hosts="", model="", inventory=None, profile="all", num_prompts=None
         "output_len": _num(output_len, "output-len"),
         "dataset": dataset,
         "warmup": False if no_warmup else None,
+        "num_questions": _num(num_questions, "num-questions"),
         **parse_sets(set),
     }
-    return _run("bench", hosts, inventory, _mode(dry_run, False), cli_vars, forks, None, None, json)
+    playbook = "session" if accuracy else "bench"
+    return _run(playbook, hosts, inventory, _mode(dry_run, False), cli_vars, forks, None, None, json)
 
 
 @task(help={**helps("hosts", "inventory", "forks", "json", "set"), "model": "The model the servers run", "num_questions": "GSM8K questions (default 200)",
@@ -195,7 +233,7 @@ def stop(c, hosts="", inventory=None, forks=None, dry_run=False, check=False, js
     return _run("stop", hosts, inventory, _mode(dry_run, check), parse_sets(set), forks, None, None, json)
 
 
-TASKS = [deploy, bench, accuracy, collect, status, logs, stop]
+TASKS = [deploy, rollback, restart, bench, accuracy, collect, status, logs, stop]
 
 
 @task(help=helps("hosts", "inventory", "json", "set"), iterable=["set"])

@@ -106,3 +106,16 @@ def container_state(name: str) -> list[str]:
 
 def version_json() -> list[str]:
     return ["docker", "version", "--format", "{{json .}}"]
+
+
+def rename(name: str, new_name: str) -> list[str]:
+    return ["docker", "rename", _operand(name, "container name"), _operand(new_name, "container name")]
+
+
+def start(name: str) -> list[str]:
+    return ["docker", "start", _operand(name, "container name")]
+
+
+def container_image(name: str) -> list[str]:
+    """The image ID a container was created from (what a rollback goes back to)."""
+    return ["docker", "inspect", "--type", "container", "--format", "{{.Image}}", _operand(name, "container name")]

@@ -28,6 +28,7 @@ class ServerSpec:
     port: int = 8000
     launcher: str = "serve"  # serve: `sglang serve`; module: `python3 -m sglang.launch_server`
     extra_args: tuple[str, ...] = field(default_factory=tuple)
+    mem_fraction_static: float | None = None  # None: SGLang's own choice (EAGLE3 sets 0.75)
 
 
 def launcher_argv(launcher: str) -> list[str]:
@@ -49,7 +50,9 @@ def server(spec: ServerSpec) -> list[str]:
         argv += ["--tool-call-parser", "pythonic"]
     if spec.eagle3_draft:
         argv += ["--speculative-algorithm", "EAGLE3", "--speculative-draft-model-path", spec.eagle3_draft]
-        argv += EAGLE3_FLAGS
+        argv += EAGLE3_FLAGS if spec.mem_fraction_static is None else [a for a in EAGLE3_FLAGS if a not in ("--mem-fraction-static", "0.75")]
+    if spec.mem_fraction_static is not None:
+        argv += ["--mem-fraction-static", str(spec.mem_fraction_static)]
     argv += [
         "--enable-multimodal",
         "--context-length", str(spec.context_length),

@@ -1,0 +1,381 @@
+"""Replacing a serving host without dropping a request: drain, stop, keep, start, gate, roll back.
+
+The order for one host (deploy with a changed config, `invoke restart`, `invoke rollback`):
+out of the router (if one is up) -> drained (no request in flight, or `drain_timeout`) ->
+old server stopped gracefully (`docker stop -t`) and KEPT as ``<name>-previous`` -> GPU memory
+seen free (amd-smi / rocm-smi) -> new server started (kernel caches on a host volume) ->
+health gate (/health, /v1/models, a real generation) -> back into the router. A failed
+gate puts the previous container back (no pull; gated again) unless `rollback` is off.
+Every change goes to the host's audit log and the run's manifest with the image IDs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Mapping
+
+from .. import deployment, diagnose, hostlock, router
+from ..commands import docker
+from ..steps import CHANGED, OK, HostContext, StepFailed, spec
+from . import server
+
+PREVIOUS = "-previous"
+SWAP = "-swap"
+
+# Runs inside the container: requests in flight (/get_load), or -1 when the server cannot say.
+LOAD_PROBE = """
+import json, sys, urllib.request
+try:
+    with urllib.request.urlopen("http://127.0.0.1:%s/get_load" % sys.argv[1], timeout=5) as r:
+        doc = json.loads(r.read())
+    rows = doc if isinstance(doc, list) else [doc]
+    print(sum(int(x.get("num_reqs", 0)) for x in rows))
+except Exception:
+    print(-1)
+""".strip()
+
+# Runs inside the container: /health_generate, then one short deterministic /generate.
+GENERATE_PROBE = """
+import json, sys, urllib.error, urllib.request
+port = sys.argv[1]
+def call(path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request("http://127.0.0.1:%s%s" % (port, path), data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, b""
+    except Exception:
+        return 0, b""
+hg, _ = call("/health_generate")
+code, body = call("/generate", {"text": "The capital of France is", "sampling_params": {"max_new_tokens": 8, "temperature": 0}})
+tokens = json.loads(body).get("meta_info", {}).get("completion_tokens", 0) if code == 200 else 0
+print(json.dumps({"health_generate": hg, "generate": code, "tokens": tokens}))
+""".strip()
+
+
+def previous_name(name: str) -> str:
+    return f"{name}{PREVIOUS}"
+
+
+def worker_url(ctx: HostContext, port: int) -> str:
+    return f"http://{ctx.host.address}:{port}"
+
+
+# ------------------------------------------------------------------ router
+
+
+def _router() -> router.Client | None:
+    st = router.current()
+    return router.Client(st.url) if st is not None else None
+
+
+def leave_router(ctx: HostContext, worker: str) -> bool:
+    """Take the host out of rotation; True when the router had it (so it goes back in afterwards)."""
+    client = _router()
+    if client is None:
+        return False
+    if ctx.mode != "apply":
+        ctx.planned.append(f"remove {worker} from the router at {client.url}")
+        return True
+    try:
+        removed = client.remove(worker)
+    except (router.RouterError, OSError) as exc:
+        raise StepFailed(f"could not take {worker} out of the router {client.url}: {exc} -> check `invoke router.status`") from None
+    if removed:
+        ctx.say(f"out of the router {client.url}")
+        _audit(ctx, f"router remove {worker}")
+    return removed
+
+
+def join_router(ctx: HostContext, worker: str) -> None:
+    client = _router()
+    if client is None:
+        return
+    if ctx.mode != "apply":
+        ctx.planned.append(f"add {worker} to the router at {client.url}")
+        return
+    try:
+        client.add(worker)
+    except (router.RouterError, OSError) as exc:
+        raise StepFailed(f"{worker} serves but the router {client.url} did not take it back: {exc}") from None
+    ctx.say(f"back in the router {client.url}")
+    _audit(ctx, f"router add {worker}")
+
+
+# ------------------------------------------------------------------ host probes
+
+
+def in_flight(ctx: HostContext, container: str, port: int) -> int:
+    """Requests the server is working on (-1: it cannot say)."""
+    r = ctx.probe(docker.exec_(container, ["python3", "-c", LOAD_PROBE, str(port)]), timeout=30)
+    try:
+        return int(r.stdout.strip().splitlines()[-1]) if r.ok else -1
+    except (ValueError, IndexError):
+        return -1
+
+
+def drain(ctx: HostContext, container: str, port: int) -> str:
+    """Wait until no request is in flight (twice in a row), or `drain_timeout`."""
+    if ctx.mode != "apply":
+        ctx.planned.append(f"wait until {container} has no request in flight (at most {ctx.settings.drain_timeout:.0f}s)")
+        return ""
+    start = time.monotonic()
+    quiet = 0
+    while time.monotonic() - start < ctx.settings.drain_timeout:
+        n = in_flight(ctx, container, port)
+        if n < 0:
+            return "drain: the server does not report its load; stopped after the router let go"
+        quiet = quiet + 1 if n == 0 else 0
+        if quiet >= 2:
+            return f"drained in {time.monotonic() - start:.1f}s"
+        time.sleep(0.5)
+    return f"drain_timeout {ctx.settings.drain_timeout:.0f}s reached with requests in flight"
+
+
+def parse_vram_used(text: str) -> list[float] | None:
+    """MB used per GPU from `amd-smi metric --mem-usage --json` (list or {"gpu_data": [...]}) or
+    `rocm-smi --showmeminfo vram --json` ({"cardN": {"VRAM Total Used Memory (B)": ...}})."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    rows = doc.get("gpu_data", doc) if isinstance(doc, dict) else doc
+    if isinstance(rows, list):
+        out = []
+        for rec in rows:
+            used = (rec.get("mem_usage") or {}).get("used_vram") if isinstance(rec, dict) else None
+            value = used.get("value") if isinstance(used, dict) else used
+            if not isinstance(value, (int, float)):
+                return None
+            out.append(float(value))
+        return out or None
+    if isinstance(doc, dict):
+        cards = [v for k, v in sorted(doc.items()) if k.startswith("card") and isinstance(v, dict)]
+        try:
+            return [int(c["VRAM Total Used Memory (B)"]) / 1e6 for c in cards] or None
+        except (KeyError, ValueError, TypeError):
+            return None
+    return None
+
+
+VRAM_PROBE = ("amd-smi metric --mem-usage --json 2>/dev/null || rocm-smi --showmeminfo vram --json 2>/dev/null")
+
+
+def wait_gpu_free(ctx: HostContext) -> str:
+    """GPU memory below `gpu_free_mb` on every GPU before a server starts (a killed one often leaves it held)."""
+    limit, timeout = ctx.settings.gpu_free_mb, ctx.settings.gpu_free_timeout
+    if ctx.mode != "apply":
+        ctx.planned.append(f"wait until every GPU uses under {limit} MB of VRAM (at most {timeout:.0f}s)")
+        return ""
+    start = time.monotonic()
+    noted = False
+    while True:
+        used = parse_vram_used(ctx.probe(["sh", "-c", VRAM_PROBE], timeout=60).stdout)
+        if used is None:
+            return "GPU memory: no amd-smi/rocm-smi reading; not checked"
+        busy = [i for i, mb in enumerate(used) if mb >= limit]
+        if not busy:
+            return f"GPU memory free after {time.monotonic() - start:.0f}s"
+        if time.monotonic() - start > timeout:
+            worst = max(used)
+            raise StepFailed(f"GPU memory still held after {timeout:.0f}s on GPU(s) {busy} (up to {worst:.0f} MB) with the "
+                             "server stopped -> see `amd-smi process` for who holds it and stop it, or reset the GPUs")  # fmt: skip
+        if not noted:
+            ctx.say(f"waiting for GPU memory to be freed (GPU(s) {busy} still hold it)")
+            noted = True
+        time.sleep(2)
+
+
+def cache_note(ctx: HostContext, dep: deployment.Deployment) -> None:
+    """Say when this start has no kernel cache yet (a cold first start compiles for 10-15 minutes)."""
+    if ctx.mode != "apply":
+        return
+    r = ctx.probe(["sh", "-c", 'ls -A "$1" 2>/dev/null | head -n 1', "sh", dep.cache_dir], timeout=30)
+    if not r.stdout.strip():
+        ctx.say(f"first start on this host: kernels compile into {dep.cache_dir} (10-15 min on real GPUs; later starts reuse it)")
+
+
+# ------------------------------------------------------------------ the gate
+
+
+def gate(ctx: HostContext, dep: deployment.Deployment, container: str | None = None) -> str:
+    """/health 200 with the model listed, then /health_generate and a real short generation."""
+    name = container or dep.container
+    if ctx.mode != "apply":
+        ctx.planned.append(f"gate: /health 200, /v1/models lists {dep.model.hf_id}, /health_generate 200, a /generate")
+        return ""
+    serving = server.wait_serving(ctx, dep, name)
+    r = ctx.probe(docker.exec_(name, ["python3", "-c", GENERATE_PROBE, str(dep.server.port)]), timeout=180)
+    try:
+        answer = json.loads(r.stdout.strip().splitlines()[-1]) if r.ok else {}
+    except (ValueError, IndexError):
+        answer = {}
+    if answer.get("health_generate") != 200 or answer.get("generate") != 200 or not answer.get("tokens"):
+        raise StepFailed(server.failure_report(ctx, dep, f"health gate: serves but does not generate ({answer or r.stderr.strip()[-200:]})", name))
+    return f"{serving}; generated {answer['tokens']} tokens"
+
+
+def cause_of(ctx: HostContext, container: str) -> str:
+    """The failure's most likely cause and fix, in one line, from the container's log."""
+    logs = ctx.probe(docker.logs(container, tail=200), timeout=60)
+    found = diagnose.diagnose(logs.stdout + logs.stderr)
+    if not found:
+        return "health gate failed"
+    return f"{found[0].cause}; fix: {found[0].fix}"
+
+
+# ------------------------------------------------------------------ bookkeeping
+
+
+def _audit(ctx: HostContext, detail: str) -> None:
+    if ctx.mode != "apply":
+        return
+    line = hostlock.audit_line(ctx.run.playbook.name, ctx.run.run_id, "change", detail)
+    ctx.probe(hostlock.audit(ctx.settings.remote_root, line), timeout=30)
+
+
+def image_of(ctx: HostContext, container: str) -> str | None:
+    if ctx.mode != "apply":
+        return None
+    r = ctx.probe(docker.container_image(container), timeout=30)
+    return r.stdout.strip() or None if r.ok else None
+
+
+def record(ctx: HostContext, kind: str, outcome: str, before: str | None, after: str | None, detail: str = "") -> None:
+    """The host's audit log and the run manifest: what happened, with the image IDs before and after."""
+    if ctx.mode != "apply":
+        ctx.outcome = f"would be replaced ({kind})"
+        return
+    ctx.outcome = outcome
+    _audit(ctx, f"{kind} {outcome} image {before or '-'} -> {after or '-'}{' ' + detail if detail else ''}")
+    ctx.run.note(ctx.name, rollout={"kind": kind, "outcome": outcome, "image_before": before, "image_after": after})
+
+
+def exists(ctx: HostContext, container: str) -> bool:
+    return ctx.mode == "apply" and ctx.probe(docker.container_state(container), timeout=30).ok
+
+
+# ------------------------------------------------------------------ the sequences
+
+
+def take_out(ctx: HostContext, dep: deployment.Deployment) -> bool:
+    """Router out, drained, stopped gracefully; returns whether the router had the host."""
+    worker = worker_url(ctx, dep.server.port)
+    was_in = leave_router(ctx, worker)
+    note = drain(ctx, dep.container, dep.server.port)
+    if note:
+        ctx.say(note)
+    ctx.change(docker.stop(dep.container, ctx.settings.stop_timeout))
+    return was_in
+
+
+def bring_up(ctx: HostContext, dep: deployment.Deployment, start_argv: list[str], was_in: bool) -> str:
+    """GPU memory free, start, gate, back into the router."""
+    note = wait_gpu_free(ctx)
+    if note:
+        ctx.say(note)
+    cache_note(ctx, dep)
+    ctx.change(start_argv)
+    passed = gate(ctx, dep)
+    if was_in or _router() is not None:
+        join_router(ctx, worker_url(ctx, dep.server.port))
+    return passed
+
+
+def replace(ctx: HostContext, dep: deployment.Deployment, run_argv: list[str], why: str) -> tuple[str, str]:
+    """Rolling replacement of a serving container (see the module doc); raises StepFailed after a rollback."""
+    before = image_of(ctx, dep.container)
+    prev = previous_name(dep.container)
+    was_in = take_out(ctx, dep)
+    if exists(ctx, prev) or ctx.mode != "apply":
+        ctx.change(docker.remove(prev))  # keep one previous: the one being replaced now
+    ctx.change(docker.rename(dep.container, prev))
+    try:
+        passed = bring_up(ctx, dep, run_argv, was_in)
+    except StepFailed as exc:
+        return _after_failed_gate(ctx, dep, str(exc), before, was_in)
+    after = image_of(ctx, dep.container)
+    record(ctx, "deploy", "upgraded", before, after, why)
+    return CHANGED, f"{dep.container} replaced ({why}); {passed}; previous kept as {prev}"
+
+
+def _after_failed_gate(ctx: HostContext, dep: deployment.Deployment, failure: str, before: str | None,
+                       was_in: bool) -> tuple[str, str]:  # fmt: skip
+    cause = cause_of(ctx, dep.container) if exists(ctx, dep.container) else "the new server did not start"
+    after = image_of(ctx, dep.container)
+    if not ctx.settings.rollback:
+        record(ctx, "deploy", f"failed, left as is ({cause})", before, after)
+        raise StepFailed(f"{failure}\n  rollback off: {dep.container} left as it is for debugging; "
+                         f"the previous one is {previous_name(dep.container)} (invoke rollback)")  # fmt: skip
+    ctx.say(f"gate failed ({cause}): rolling back to {previous_name(dep.container)}")
+    ctx.change(docker.remove(dep.container))
+    ctx.change(docker.rename(previous_name(dep.container), dep.container))
+    try:
+        bring_up(ctx, dep, docker.start(dep.container), was_in)
+    except StepFailed as exc:
+        record(ctx, "deploy", f"rollback failed ({cause})", before, image_of(ctx, dep.container))
+        raise StepFailed(f"{failure}\n  the rollback failed too: {exc}") from None
+    record(ctx, "deploy", f"rolled back ({cause})", after, before)
+    raise StepFailed(f"{failure}\n  rolled back: {dep.container} serves its previous container again")
+
+
+def _swap(ctx: HostContext, name: str) -> None:
+    """The current container becomes the previous one, the previous one the current."""
+    prev, tmp = previous_name(name), f"{name}{SWAP}"
+    ctx.change(docker.rename(name, tmp))
+    ctx.change(docker.rename(prev, name))
+    ctx.change(docker.rename(tmp, prev))
+
+
+def rollback_server(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
+    """`invoke rollback`: the kept previous container serves again (gated); the current one is kept as previous."""
+    dep = ctx.deployment
+    prev = previous_name(dep.container)
+    if ctx.mode == "apply" and not exists(ctx, prev):
+        raise StepFailed(f"no previous container {prev} on this host: nothing to roll back to")
+    before = image_of(ctx, dep.container)
+    was_in = take_out(ctx, dep) if exists(ctx, dep.container) or ctx.mode != "apply" else False
+    _swap(ctx, dep.container)
+    try:
+        passed = bring_up(ctx, dep, docker.start(dep.container), was_in)
+    except StepFailed as exc:
+        record(ctx, "rollback", "rollback failed", before, image_of(ctx, dep.container))
+        raise StepFailed(f"{exc}\n  the rolled-back server failed its gate; `invoke rollback` again returns to {prev}") from None
+    record(ctx, "rollback", "rolled back (on request)", before, image_of(ctx, dep.container))
+    return CHANGED, f"{dep.container} serves its previous container again; {passed}"
+
+
+def restart_server(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
+    """`invoke restart`: out of the router, drained, stopped gracefully, started, gated, back in."""
+    dep = ctx.deployment
+    if ctx.mode == "apply" and not exists(ctx, dep.container):
+        raise StepFailed(f"no container {dep.container} on this host: deploy first")
+    image = image_of(ctx, dep.container)
+    was_in = take_out(ctx, dep)
+    try:
+        passed = bring_up(ctx, dep, docker.start(dep.container), was_in)
+    except StepFailed as exc:
+        record(ctx, "restart", "restart failed", image, image)
+        raise StepFailed(str(exc)) from None
+    record(ctx, "restart", "restarted", image, image)
+    return CHANGED, f"{dep.container} restarted; {passed}"
+
+
+def server_deployment(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
+    """The deployment of the container a host runs (its model label), for rollback and restart."""
+    current = ctx.facts.container
+    if current is None and ctx.mode != "dry-run":
+        raise StepFailed(f"no container {ctx.settings.container_name} on this host: deploy first")
+    model = current.labels.get(deployment.MODEL_LABEL) if current is not None else None
+    ctx.state.deployment = deployment.build(ctx.catalog, ctx.settings, ctx.facts, bool(ctx.run.hf_token), model=model)
+    return OK, f"{ctx.state.deployment.container}: {ctx.state.deployment.model.key}"
+
+
+ACTIONS = {
+    "server_deployment": spec(server_deployment, requires=["facts"], provides=["deployment"]),
+    "rollback_server": spec(rollback_server, requires=["deployment"]),
+    "restart_server": spec(restart_server, requires=["deployment"]),
+}
