@@ -490,3 +490,29 @@ def test_parse_state():
     s = parse_state("file\n640 root adm\n" + "a" * 64 + "  -\n")
     assert (s.kind, s.mode, s.owner, s.group, s.sha256) == ("file", 0o640, "root", "adm", "a" * 64)
     assert re.fullmatch(r"dir", parse_state("dir\n755 root root\n").kind)
+
+
+def test_dry_run_of_host_tuning_connects_to_nothing_and_lists_each_command(tmp_path):
+    (tmp_path / "inventory.yml").write_text("all:\n  hosts:\n    h1: {ansible_host: 192.0.2.1}\n")
+    net = FakeNetwork()
+    events: list[Event] = []
+    req = playbook_run.Request(playbook="host-tuning", hosts="all", inventory=str(tmp_path / "inventory.yml"),
+                               mode="dry-run", archive=False)  # fmt: skip
+    report = playbook_run.execute(req, events.append, lambda text: None, connect=net.connect)
+    assert net.sessions == [] and report.success
+    commands = [c for r in report.results for c in r.commands]
+    assert "sh -c 'printf \"%s\\n\" \"$1\" > \"$2\"' _ 0 /proc/sys/kernel/numa_balancing" in commands
+    assert "upload" in commands[2] and commands[2].endswith("/etc/sysctl.d/90-llmfleet.conf (mode 644)")
+    assert "systemctl restart docker" in commands and "mkdir -p -- /var/lib/llmfleet/cache/aiter" in commands
+
+
+def test_diffs_print_as_plain_text_never_markup():
+    import io
+
+    from rich.console import Console
+
+    from llmfleet.cli.play_tasks import play_printer
+
+    out = io.StringIO()
+    play_printer(Console(file=out, width=200, color_system=None))(Event("diff", "h1", "+[bold red]x[/]\n-y\n"))
+    assert out.getvalue() == "h1 diff:\n+[bold red]x[/]\n-y\n"
