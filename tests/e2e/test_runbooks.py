@@ -1,0 +1,30 @@
+"""The rollout and router runbooks, executed on the lab: every `invoke` command of their ```bash blocks,
+in order, with the lab's names. A runbook whose command or flag no longer exists fails here.
+
+(docs/runbooks/tune-hosts.md has its own test, tests/e2e/test_runbook_tune_hosts.py, whose extraction
+helper this one shares.)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.test_runbook_tune_hosts import runbook_commands
+from tests.helpers import ROOT, cli
+
+pytestmark = pytest.mark.lab
+
+ENV = {"HF_TOKEN": "hf_runbookLabToken0123456789"}
+RUNBOOKS = ["upgrade-fleet-with-canary.md", "rollback-a-host.md", "replace-a-host.md", "serve-behind-the-router.md"]
+NAMES = {"mi300-cluster": "lab", "mi300-01": "lab1", "mi300-02": "lab2"}
+
+
+def test_runbooks_run_on_the_lab(lab, monkeypatch, tmp_path):
+    monkeypatch.setenv("LLMFLEET_ROUTER_STATE", str(tmp_path / "router"))
+    for book in RUNBOOKS:
+        commands = runbook_commands((ROOT / "docs" / "runbooks" / book).read_text())
+        assert commands, book
+        for argv in commands:
+            argv = [NAMES.get(a, a) for a in argv]
+            r = cli(*argv, env=ENV, timeout=1800)
+            assert r.code == 0, f"{book}: invoke {' '.join(argv)} exited {r.code}\n{r.stderr[-3000:]}"
