@@ -560,7 +560,7 @@ def _run_info(run_dir: Path) -> RunInfo:
     return RunInfo(run_dir.name, run_dir, raw, typed, problems)
 
 
-RESULT_KINDS = ("bench", "accuracy")  # runs that hold benchmark or accuracy results
+RESULT_KINDS = ("bench", "accuracy", "session")  # runs that hold benchmark or accuracy results (session: both)
 
 
 def latest_run(root: Path | None = None, kinds: tuple[str, ...] | None = None) -> RunInfo | None:

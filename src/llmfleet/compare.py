@@ -19,7 +19,7 @@ from typing import Annotated, Any, Iterable, Literal
 
 import msgspec
 
-from . import paths, schema, yamlsrc
+from . import fleet, paths, schema, yamlsrc
 from .archive import HostResults, host_meta, host_names
 from .errors import InputError
 
@@ -44,6 +44,7 @@ class Tolerances:
     bench: dict[str, Tolerance] = field(default_factory=dict)
     gsm8k: dict[str, Tolerance] = field(default_factory=dict)
     skips: dict[str, dict[str, str]] = field(default_factory=dict)  # profile -> metric -> reason
+    fleet: fleet.Rule = field(default_factory=fleet.Rule)  # the fleet view's outlier rule
 
 
 _Margin = Annotated[float, msgspec.Meta(ge=0)]
@@ -64,12 +65,22 @@ class ProfileSpec(schema.Struct, frozen=True, kw_only=True):
     skip: dict[str, str] | list[str] = {}
 
 
+class FleetSpec(schema.Struct, frozen=True, kw_only=True):
+    """The fleet view's outlier rule (llmfleet.fleet.Rule)."""
+
+    mads: Annotated[float, msgspec.Meta(gt=0)] = 3.5
+    min_delta_pct: _Margin = 10.0
+    min_hosts: Annotated[int, msgspec.Meta(ge=2)] = 3
+    metrics: dict[str, _Margin | None] = {}
+
+
 class TolerancesFile(schema.Struct, frozen=True, kw_only=True):
     """catalog/tolerances.yml."""
 
     bench: dict[str, ToleranceSpec] = {}
     gsm8k: dict[str, ToleranceSpec] = {}
     profiles: dict[str, ProfileSpec | None] = {}
+    fleet: FleetSpec | None = None
 
 
 def _line_of(data: Any, *keys: str) -> int | None:
@@ -98,6 +109,9 @@ def parse_tolerances(data: Any, path: Path) -> Tolerances:
         if isinstance(skip, list):
             skip = {m: "not compared for this profile" for m in skip}
         tol.skips[profile] = dict(skip)
+    if spec.fleet is not None:
+        f = spec.fleet
+        tol.fleet = fleet.Rule(f.mads, f.min_delta_pct, f.min_hosts, dict(f.metrics))
     return tol
 
 

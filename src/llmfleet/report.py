@@ -20,10 +20,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__, archive, compare, metrics, paths
+from . import __version__, archive, compare, fleet, metrics, paths, telemetry
 from .archive import HostResults, RunInfo
 from .compare import Baseline, Row
 from .errors import InputError
+from .fleet import Fleet
+from .telemetry import Energy
 
 VERDICT_STYLE = {"ok": "green", "better": "bold cyan", "regression": "bold red", "missing": "yellow", "skipped": "dim"}
 VERDICT_COLOUR = {"ok": "#1a7f37", "better": "#0969da", "regression": "#cf222e", "missing": "#9a6700", "skipped": "#6e7781"}
@@ -40,6 +42,9 @@ class Report:
     baseline: Baseline
     rows: list[Row]
     verified: list[str] = field(default_factory=list)  # verify_run problems
+    energy: dict[str, dict[str, Energy]] = field(default_factory=dict)  # host -> profile or "gsm8k" -> telemetry
+    fleet: Fleet | None = None
+    baseline_fleet: Fleet | None = None  # the baseline run's fleet view (--baseline RUN)
 
     @property
     def hosts(self) -> list[str]:
@@ -74,7 +79,40 @@ def build_report(run: str | Path | None = None, baseline: str = "cookbook", root
         other = archive.load_run(baseline, root)
         base = compare.run_baseline(archive.run_results(other), f"run {other.run_id}")
     rows = compare.compare(results, base, tol)
-    return Report(info, results, base, rows, archive.verify_run(info.path))
+    energy = run_energy(info)
+    rep = Report(info, results, base, rows, archive.verify_run(info.path), energy)
+    rep.fleet = fleet_view(results, energy, tol, rep.profiles)
+    if baseline not in ("cookbook", "", None):
+        other_results = archive.run_results(other)
+        other_profiles = sorted({p for r in other_results.values() for p in r.bench}, key=compare.profile_key)
+        rep.baseline_fleet = fleet_view(other_results, run_energy(other), tol, other_profiles)
+    return rep
+
+
+TELEMETRY_FILE = re.compile(r"\A(?P<host>[^/]+)/telemetry/(?P<name>[^/]+)\.jsonl\Z")
+
+
+def run_energy(run: RunInfo) -> dict[str, dict[str, Energy]]:
+    """host -> profile (or "gsm8k") -> derived telemetry, from files the manifest lists and that verify."""
+    out: dict[str, dict[str, Energy]] = {}
+    for entry in run.typed.files if run.typed else []:
+        m = TELEMETRY_FILE.match(entry.path)
+        if not m or not archive.safe_name(m.group("host")) or archive.relpath_problem(entry.path):
+            continue
+        data = archive.read_verified(run, entry.path)
+        summary = telemetry.summarize(data.decode("utf-8", errors="replace")) if data is not None else None
+        if summary is not None:
+            out.setdefault(m.group("host"), {})[m.group("name")] = summary
+    return out
+
+
+def fleet_view(results: dict[str, HostResults], energy: dict[str, dict[str, Energy]], tol: compare.Tolerances,
+               profiles: list[str]) -> Fleet:  # fmt: skip
+    """The fleet statistics and outliers of one run's results."""
+    labels = {**{m: t.label for m, t in tol.gsm8k.items()}, **{m: t.label for m, t in tol.bench.items()}}
+    bench = {h: r.bench for h, r in results.items()}
+    gsm8k = {h: r.gsm8k for h, r in results.items()}
+    return fleet.build(bench, gsm8k, energy, labels, tol.fleet, profiles)
 
 
 # --- formatting -------------------------------------------------------------------
@@ -121,11 +159,34 @@ def report_json(rep: Report) -> dict[str, Any]:
         "regressions": len(rep.regressions),
         "rows": [r.to_dict() for r in rep.rows],
         "results": {h: {"bench": r.bench, "gsm8k": r.gsm8k} for h, r in rep.results.items()},
+        "energy": {h: {p: e.as_json() for p, e in sorted(ps.items())} for h, ps in sorted(rep.energy.items())},
+        "fleet": fleet_json(rep),
     })
 
 
-def render_console(rep: Report, console: Console) -> None:
-    """One rich table per host: profile, metric, value, baseline, delta, verdict.
+def fleet_json(rep: Report) -> dict[str, Any]:
+    """``fleet``: rule, per-profile statistics, outliers worst first, and the baseline run's medians."""
+    out = rep.fleet.as_json() if rep.fleet else {"profiles": {}, "outliers": []}
+    if rep.baseline_fleet is not None:
+        out["baseline"] = {"label": rep.baseline.label, "medians": fleet_deltas(rep.fleet, rep.baseline_fleet)}
+    return out
+
+
+def fleet_deltas(now: Fleet | None, then: Fleet) -> dict[str, dict[str, dict[str, float | None]]]:
+    """profile -> metric -> this run's fleet median, the baseline's, and the change in percent."""
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for profile, stats in (now.stats if now else {}).items():
+        for metric, st in stats.items():
+            old = then.stats.get(profile, {}).get(metric)
+            if old is None:
+                continue
+            d = compare.delta_pct(st.median, old.median)
+            out.setdefault(profile, {})[metric] = {"median": st.median, "baseline_median": old.median, "delta_pct": d}
+    return out
+
+
+def render_console(rep: Report, console: Console, per_host: bool = False) -> None:
+    """The fleet table and its outliers; with ``per_host``, one table per host (value, baseline, delta, verdict).
 
     Everything from the archive is printed as ``Text`` (``plain``): never markup, no raw control characters.
     """
@@ -141,11 +202,67 @@ def render_console(rep: Report, console: Console) -> None:
         console.print(Text.assemble(("note:", "yellow"), " ", plain(note)))
     if rep.verified:
         console.print(Text.assemble(("archive check failed:", "bold red"), " ", plain("; ".join(rep.verified))))
-    for host in rep.hosts:
-        console.print(host_table(rep, host))
+    if rep.fleet is not None and rep.fleet.stats and len(rep.hosts) > 1:
+        console.print(fleet_table(rep))
+        console.print(outliers_table(rep.fleet))
+    small = rep.fleet is None or not rep.fleet.stats or len(rep.hosts) < rep.fleet.rule.min_hosts
+    if per_host or small:  # a fleet too small to compare: each host's own table
+        for host in rep.hosts:
+            console.print(host_table(rep, host))
+    elif rep.regressions:
+        console.print(regressions_table(rep.regressions))
     console.print(Text(" ").join(
         Text(f"{k}={v}", style=VERDICT_STYLE[k]) for k, v in rep.summary.items() if v or k == "regression"
     ))
+
+
+def fleet_table(rep: Report) -> Table:
+    """Per profile and metric: the fleet's median, min and max (with their hosts), spread, outlier hosts."""
+    assert rep.fleet is not None
+    deltas = fleet_deltas(rep.fleet, rep.baseline_fleet) if rep.baseline_fleet else {}
+    table = Table(title=Text(f"fleet: {len(rep.hosts)} host(s)"), title_justify="left")
+    cols = ["Profile", "Metric", "Median", "Min", "Max", "Spread"] + (["Baseline", "Δ"] if deltas else []) + ["Outliers"]
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("Profile", "Metric", "Outliers", "Min", "Max") else "right")
+    flagged: dict[tuple[str, str], list[str]] = {}
+    for o in rep.fleet.outliers:
+        flagged.setdefault((o.profile, o.metric), []).append(f"{o.host} {fmt_delta(o.delta_pct)}")
+    for profile, stats in rep.fleet.stats.items():
+        table.add_section()
+        for metric, st in stats.items():
+            cells = [profile, st.label, fmt_value(st.median), f"{fmt_value(st.min)} {st.min_host}",
+                     f"{fmt_value(st.max)} {st.max_host}", "-" if st.spread_pct is None else f"{st.spread_pct:.1f}%"]
+            if deltas:
+                d = deltas.get(profile, {}).get(metric, {})
+                cells += [fmt_value(d.get("baseline_median")), fmt_delta(d.get("delta_pct"))]
+            out = ", ".join(flagged.get((profile, metric), []))
+            table.add_row(*(Text(plain(c)) for c in cells), Text(plain(out) or "-", style="bold red" if out else "dim"))
+    return table
+
+
+def outliers_table(f: Fleet) -> Table | Text:
+    """The outlier hosts, worst first, with the telemetry that may explain them."""
+    if not f.outliers:
+        return Text(f"no outlier hosts (rule: > {f.rule.mads:g} MADs and >= {f.rule.min_delta_pct:g}% from the fleet median)",
+                    style="green")
+    table = Table(title=Text("outlier hosts, worst first"), title_justify="left")
+    for col in ("Host", "Profile", "Metric", "Value", "Fleet median", "Δ", "Telemetry"):
+        table.add_column(col, justify="right" if col in ("Value", "Fleet median", "Δ") else "left")
+    for o in f.outliers:
+        table.add_row(*(Text(plain(c)) for c in (o.host, o.profile, o.label, fmt_value(o.value), fmt_value(o.fleet_median),
+                                                 fmt_delta(o.delta_pct), o.explain)))  # fmt: skip
+    return table
+
+
+def regressions_table(rows: list[Row]) -> Table:
+    """Figures worse than the baseline beyond their tolerance (every host's: `--per-host` for all rows)."""
+    table = Table(title=Text(f"{len(rows)} regression(s) against the baseline"), title_justify="left")
+    for col in ("Host", "Profile", "Metric", "Value", "Baseline", "Δ"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(Text(plain(c)) for c in (r.host, r.profile, r.label, fmt_value(r.value), fmt_value(r.baseline),
+                                                 fmt_delta(r.delta_pct))))  # fmt: skip
+    return table
 
 
 def host_table(rep: Report, host: str) -> Table:
@@ -269,6 +386,90 @@ def profile_charts(rep: Report, profile: str) -> list[Markup]:
     return [svg_bars(f"{profile}: throughput", tp, series), svg_bars(f"{profile}: latency", lat, series)]
 
 
+OUTLIER_COLOUR, HOST_COLOUR, BAND_COLOUR = "#cf222e", "#0969da", "#ddf4ff"
+
+
+def svg_fleet(title: str, st: fleet.Stat, flagged: set[str], band_pct: float, baseline: float | None = None,
+              width: int = 420) -> Markup:  # fmt: skip
+    """One metric over the fleet: a bar per host, sorted by value, outliers red.
+
+    The dashed line is the fleet median, the shaded band the rule's minimum relative
+    difference around it (a host outside the band AND far in MADs is an outlier), the
+    grey line the baseline's figure. Scales to 64 hosts: rows shrink, labels stay.
+    """
+    hosts = sorted(st.values, key=lambda h: (-st.values[h], h))
+    row = max(6.0, min(16.0, 320.0 / max(1, len(hosts))))
+    font = max(6.0, min(11.0, row - 1))
+    left, right, top = 96, 70, 26
+    height = int(top + row * len(hosts) + 22)
+    plot_w = width - left - right
+    vmax = max([*st.values.values(), st.median * (1 + band_pct / 100), baseline or 0.0]) or 1.0
+
+    def x(v: float) -> float:
+        return left + plot_w * max(v, 0.0) / vmax
+
+    parts = [
+        (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+         f'role="img" aria-label="{escape(title)}">'),
+        f'<text x="0" y="15" font-size="13" font-weight="600" fill="#1f2328">{escape(title)}</text>',
+    ]
+    lo, hi = x(st.median * (1 - band_pct / 100)), x(st.median * (1 + band_pct / 100))
+    parts.append(f'<rect x="{lo:.1f}" y="{top - 4}" width="{hi - lo:.1f}" height="{row * len(hosts) + 8:.1f}" '
+                 f'fill="{BAND_COLOUR}"><title>within {band_pct:g}% of the fleet median</title></rect>')
+    for i, host in enumerate(hosts):
+        v, y = st.values[host], top + i * row
+        colour = OUTLIER_COLOUR if host in flagged else HOST_COLOUR
+        weight = ' font-weight="700"' if host in flagged else ""
+        parts.append(f'<text x="{left - 6}" y="{y + row - 2:.1f}" font-size="{font:.0f}" text-anchor="end" '
+                     f'fill="{colour if host in flagged else "#1f2328"}"{weight}>{escape(host)}</text>')
+        parts.append(f'<rect x="{left}" y="{y + 1:.1f}" width="{max(1.0, x(v) - left):.1f}" height="{row - 2:.1f}" '
+                     f'fill="{colour}"><title>{escape(host)}: {escape(fmt_value(v))}</title></rect>')
+        if row >= 10 or host in flagged:
+            parts.append(f'<text x="{x(v) + 3:.1f}" y="{y + row - 2:.1f}" font-size="{font:.0f}" fill="#1f2328"{weight}>'
+                         f'{escape(fmt_value(v))}</text>')
+    bottom = top + row * len(hosts) + 4
+    xm = x(st.median)
+    parts.append(f'<line x1="{xm:.1f}" y1="{top - 4}" x2="{xm:.1f}" y2="{bottom:.1f}" stroke="#1f2328" '
+                 f'stroke-dasharray="4 3"/>')
+    legend = f"median {fmt_value(st.median)}, spread {st.spread_pct:.1f}%" if st.spread_pct is not None else ""
+    if baseline is not None:
+        xb = x(baseline)
+        parts.append(f'<line x1="{xb:.1f}" y1="{top - 4}" x2="{xb:.1f}" y2="{bottom:.1f}" stroke="{BASELINE_COLOUR}" '
+                     f'stroke-width="2"/>')
+        legend += f"; baseline {fmt_value(baseline)} (grey)"
+    parts.append(f'<text x="0" y="{height - 4}" font-size="11" fill="#57606a">{escape(legend)}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def fleet_charts(rep: Report) -> dict[str, list[Markup]]:
+    """profile -> one chart per metric of the fleet view."""
+    if rep.fleet is None:
+        return {}
+    out: dict[str, list[Markup]] = {}
+    for profile, stats in rep.fleet.stats.items():
+        charts = []
+        for metric, st in stats.items():
+            flagged = {o.host for o in rep.fleet.outliers if o.profile == profile and o.metric == metric}
+            band = rep.fleet.rule.min_pct(metric) if metric in rep.fleet.rule.metrics else 0.0
+            charts.append(svg_fleet(f"{profile}: {st.label}", st, flagged, band, baseline_value(rep, profile, metric)))
+        out[profile] = charts
+    return out
+
+
+def baseline_value(rep: Report, profile: str, metric: str) -> float | None:
+    """The baseline's figure for a fleet chart: the cookbook's, or the baseline run's fleet median."""
+    if rep.baseline_fleet is not None:
+        st = rep.baseline_fleet.stats.get(profile, {}).get(metric)
+        return st.median if st else None
+    for host in rep.hosts:
+        hb = rep.baseline.for_host(host)
+        got = (hb.gsm8k if profile == "gsm8k" else hb.bench.get(profile, {})) if hb else {}
+        if got and compare.number(got.get(metric)) is not None:
+            return float(got[metric])
+    return None
+
+
 # --- HTML ---------------------------------------------------------------------------
 
 
@@ -299,6 +500,9 @@ def render_html(rep: Report, template: str = "report.html.j2") -> str:
         rows=rep.rows,
         gsm_rows=gsm_rows,
         charts=charts,
+        fleet=rep.fleet,
+        fleet_charts=fleet_charts(rep),
+        energy=rep.energy,
         baseline=rep.baseline,
         summary=rep.summary,
         regressions=rep.regressions,

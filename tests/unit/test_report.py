@@ -94,7 +94,8 @@ def test_html_is_self_contained_and_names_every_host_and_profile(rep: report.Rep
     html = report.render_html(rep)
     parsed = _Collect()
     parsed.feed(html)
-    assert parsed.tags.count("svg") == 2 * len(rep.profiles)
+    fleet_svgs = sum(len(c) for c in report.fleet_charts(rep).values())
+    assert fleet_svgs > 0 and parsed.tags.count("svg") == 2 * len(rep.profiles) + fleet_svgs
     assert "script" not in parsed.tags and "link" not in parsed.tags and "img" not in parsed.tags
     for name, value in parsed.attrs:
         if name in ("src", "href"):

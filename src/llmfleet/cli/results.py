@@ -53,13 +53,14 @@ def metrics_table(title: str, block: dict[str, Any]) -> Table:
 
 
 @task(help={"run": "run id, id prefix, run folder, or 'latest' (default); invoke has no optional positionals",
-            "baseline": "'cookbook' (catalog/reference.yml) or another run id",
-            "json": "print the comparison as JSON",
+            "baseline": "'cookbook' (catalog/reference.yml) or another run id (two sessions compared)",
+            "json": "print the comparison as JSON (fleet statistics and outliers under 'fleet')",
             "fail_on_regression": "exit 1 when any figure is a regression",
-            "html": "also write a self-contained HTML report to this file"})
+            "html": "also write a self-contained HTML report to this file",
+            "per_host": "also print each host's table (the console shows the fleet view and its outliers)"})
 @run_task
-def report(c, run=None, baseline="cookbook", json=False, fail_on_regression=False, html=None):
-    """Compare a run with the cookbook or another run: tables, JSON, HTML."""
+def report(c, run=None, baseline="cookbook", json=False, fail_on_regression=False, html=None, per_host=False):
+    """Compare a run with the cookbook or another run: the fleet view and its outlier hosts; tables, JSON, HTML."""
     rep = report_mod.build_report(run, baseline=baseline)
     if json:
         data = report_mod.report_json(rep)
@@ -67,7 +68,7 @@ def report(c, run=None, baseline="cookbook", json=False, fail_on_regression=Fals
             data["html"] = str(report_mod.write_html(rep, html))
         print_json(data)
     else:
-        report_mod.render_console(rep, console)
+        report_mod.render_console(rep, console, per_host=per_host)
         if html:
             console.print(Text(f"html report: {plain(report_mod.write_html(rep, html))}"))
     if fail_on_regression and rep.regressions:
