@@ -23,7 +23,7 @@ EVIDENCE_CHARS = 240
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
-class SignatureSpec(schema.Struct):
+class SignatureSpec(schema.Struct, frozen=True, kw_only=True):
     """One entry of failure-signatures.yml, as written."""
 
     id: str

@@ -44,7 +44,7 @@ TYPO_CUTOFF = 0.85  # how close an inventory key must be to a setting to count a
 PREFLIGHT_CHECKS = ("docker", "devices", "driver", "gpus", "numa_balancing", "disk", "hf_token")
 
 
-class Settings(schema.Struct):
+class Settings(schema.Struct, frozen=True, kw_only=True):
     """Every setting, typed. Defaults live in roles/*/defaults.yml, never here."""
 
     # preflight: the host and where things live on it

@@ -58,9 +58,9 @@ def install_redaction() -> None:
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
         secrets.register((os.environ.get(name) or "").strip())
     if not isinstance(sys.stdout, RedactingStream):
-        sys.stdout = RedactingStream(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = RedactingStream(sys.stdout)
     if not isinstance(sys.stderr, RedactingStream):
-        sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
+        sys.stderr = RedactingStream(sys.stderr)
 
 
 install_redaction()

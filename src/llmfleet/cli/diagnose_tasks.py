@@ -88,7 +88,7 @@ def _from_hosts(hosts: str, inventory: str | None, lines: Any, forks: Any, sets:
     iterable=["set"],
 )
 @run_task
-def diagnose(c, log=None, hosts="", inventory=None, lines=None, forks=None, json=False, set=None):  # type: ignore[no-untyped-def]
+def diagnose(c, log=None, hosts="", inventory=None, lines=None, forks=None, json=False, set=None):
     """Why a server failed: cause, fix and the log line that says so (catalog/failure-signatures.yml)."""
     if bool(log) == bool(hosts):
         raise InputError("diagnose needs exactly one of --log FILE or --hosts PATTERN")

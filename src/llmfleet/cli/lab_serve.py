@@ -5,7 +5,6 @@ The `lab` collection (cli/lab.py) adds this task.
 
 from __future__ import annotations
 
-
 from .common import run_task, task
 
 

@@ -6,6 +6,8 @@ Every value that comes from a host, an inventory or a message is put into rich
 
 from __future__ import annotations
 
+from typing import Callable
+
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
@@ -41,7 +43,7 @@ def event_text(event: Event) -> Text:
     return line
 
 
-def printer(console: Console):  # type: ignore[no-untyped-def]
+def printer(console: Console) -> Callable[[Event], None]:
     """The runner's `emit`: print each event as it comes."""
 
     def emit(event: Event) -> None:

@@ -7,6 +7,7 @@ undoes everything the state file records, whatever state a crash left it in.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -21,7 +22,6 @@ from . import configs, control, faults, hostfs, hosts, netns, procs, registry, s
 from . import topology as topo
 from .layout import REMOTE_DIR, HostFiles, Layout
 from .state import State, locked
-
 
 
 def model_ids() -> list[str]:
@@ -161,8 +161,8 @@ def lab_up(n: int = 4, images: bool = True, *, progress: Progress | None = None)
         for h in create:  # network first, one at a time (ip netns add is not safe to race)
             _create_net(state, h)
         jobs: list[Callable[[], None]] = [lambda: control.start(layout, state)]
-        jobs += [lambda h=h: _create_procs(layout, state, h, machine) for h in create]
-        jobs += [lambda name=name: _repair(layout, state, name, machine) for name in repair]
+        jobs += [functools.partial(_create_procs, layout, state, h, machine) for h in create]
+        jobs += [functools.partial(_repair, layout, state, name, machine) for name in repair]
         if create:
             say(f"starting {', '.join(h.name for h in create)}")
         _parallel(lambda job: job(), jobs)
@@ -370,7 +370,7 @@ def lab_down(purge: bool = False, *, progress: Progress | None = None) -> None:
     with locked(layout.lock_file):
         state = State.load(layout.state_file)
         names = sorted(state.hosts, key=topo.host_index)
-        jobs: list[Callable[[], None]] = [lambda name=name: hosts.destroy(layout, state, name) for name in names]
+        jobs: list[Callable[[], None]] = [functools.partial(hosts.destroy, layout, state, name) for name in names]
         if state.data["control"]:
             jobs.append(lambda: control.stop(state))
         if jobs:

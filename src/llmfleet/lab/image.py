@@ -25,7 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from .. import catalog, paths, yamlsrc
 from ..errors import InputError
@@ -318,7 +318,7 @@ class _Steps:
         self.progress.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.progress.__exit__(*exc)
 
     @contextlib.contextmanager
@@ -331,7 +331,7 @@ class _Steps:
             raise
         self.progress.update(task, completed=1)
 
-    def run(self, argv: Sequence[str], what: str, **kwargs: object) -> subprocess.CompletedProcess:
+    def run(self, argv: Sequence[str], what: str, **kwargs: Any) -> subprocess.CompletedProcess:
         with open(self.log, "ab") as log:
             log.write(f"\n$ {' '.join(map(str, argv))}\n".encode())
             log.flush()

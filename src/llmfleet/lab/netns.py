@@ -155,7 +155,7 @@ def link_info(name: str) -> dict | None:
 
 def link_up(name: str) -> bool:
     info = link_info(name)
-    return bool(info) and "UP" in info.get("flags", [])
+    return info is not None and "UP" in info.get("flags", [])
 
 
 def netns_list() -> list[str]:

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import AbstractSet, Iterable, Sequence
 
 Proc = dict  # {"pid": int, "start": int}
 
@@ -54,7 +54,9 @@ def alive(proc: Proc | None) -> bool:
     if not proc:
         return False
     fields = stat_fields(proc["pid"])
-    return bool(fields) and int(fields[19]) == proc["start"] and fields[0] != "Z"
+    if not fields:
+        return False
+    return int(fields[19]) == proc["start"] and fields[0] != "Z"
 
 
 def identify(pid: int) -> Proc:
@@ -79,7 +81,7 @@ def spawn(argv: Sequence[str], log: Path, env: dict[str, str] | None = None) -> 
 
 def signal_proc(proc: Proc | None, sig: int) -> bool:
     """Send sig if the recorded process is still the one we started; False if it is gone."""
-    if not alive(proc):
+    if proc is None or not alive(proc):
         return False
     try:
         os.kill(proc["pid"], sig)
@@ -137,7 +139,7 @@ def live_namespaces(recorded: Iterable[Proc | None], kind: str) -> set[int]:
     return out
 
 
-def in_namespaces(mnts: set[int] = frozenset(), nets: set[int] = frozenset()) -> list[Proc]:
+def in_namespaces(mnts: AbstractSet[int] = frozenset(), nets: AbstractSet[int] = frozenset()) -> list[Proc]:
     """Every live process in one of the given mount or network namespaces, plus their descendants.
 
     This is how lab.down finds what a host's daemons left behind (container

@@ -128,7 +128,7 @@ def extract_options(source: str) -> list[OptionSpec]:
                 continue
             value = kw.value
             if kw.arg == "action":
-                if isinstance(value, ast.Constant):
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
                     spec.action = value.value
                 elif isinstance(value, ast.Name) and value.id == "DeprecatedAction":
                     spec.action = "deprecated"

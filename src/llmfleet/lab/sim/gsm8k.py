@@ -235,7 +235,7 @@ def _draw(count: int, rng: random.Random) -> list[Problem]:
                 break
         else:
             continue
-        question = _SLOT.sub(lambda m: str(v[m.group(1)]), t.text)
+        question = _SLOT.sub(lambda m, v=v: str(v[m.group(1)]), t.text)
         if question in seen:
             continue
         seen.add(question)
