@@ -10,8 +10,6 @@ from ..errors import EXIT_FAILED, InputError
 from .common import console, print_json, run_task, task
 from .lab_serve import serve
 
-ACTION_FLAGS = ("cut", "restore", "slow", "loss", "stop_docker", "stop_ssh", "slow_gpu", "hold_gpu_memory")
-
 
 def _lab():
     """The engine, imported when a task runs (keeps `invoke --list` fast)."""

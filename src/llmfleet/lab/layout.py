@@ -68,11 +68,6 @@ class Layout:
     def host_dir(self, name: str) -> Path:
         return self.state_dir / "hosts" / name
 
-    @property
-    def hosts_dir(self) -> Path:
-        return self.state_dir / "hosts"
-
-
 @dataclass(frozen=True)
 class HostFiles:
     """One host's directory, as a control-side path (``real``) and inside the host (``inside``)."""

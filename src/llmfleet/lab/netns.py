@@ -137,10 +137,6 @@ def _num(x: float) -> str:
 
 # -- queries ----------------------------------------------------------------------------------
 
-def links() -> list[dict]:
-    return json.loads(run(["ip", "-j", "link", "show"]).stdout or "[]")
-
-
 def link_exists(name: str) -> bool:
     return run(["ip", "link", "show", "dev", name], check=False).returncode == 0
 
@@ -158,13 +154,6 @@ def link_up(name: str) -> bool:
     return info is not None and "UP" in info.get("flags", [])
 
 
-def netns_list() -> list[str]:
-    out = run(["ip", "-j", "netns", "list"], check=False)
-    if out.returncode != 0 or not out.stdout.strip():
-        return []
-    return [n["name"] for n in json.loads(out.stdout)]
-
-
 def routes() -> list[dict]:
     return json.loads(run(["ip", "-j", "-4", "route", "show", "table", "all"]).stdout or "[]")
 
@@ -179,15 +168,6 @@ def foreign_overlaps() -> list[str]:
         if topo.overlaps_lab(r.get("dst", "")):
             bad.append(f"{r.get('dst')} dev {dev}")
     return bad
-
-
-def qdisc_kind(netns: str | None, dev: str) -> str | None:
-    argv = ["tc", "-j", "qdisc", "show", "dev", dev, "root"]
-    out = run(in_netns(netns, argv) if netns else argv, check=False)
-    if out.returncode != 0 or not out.stdout.strip():
-        return None
-    data = json.loads(out.stdout)
-    return data[0].get("kind") if data else None
 
 
 def nft_table_exists(netns: str | None, table: str) -> bool:

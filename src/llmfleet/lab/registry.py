@@ -43,10 +43,6 @@ def config_yaml(storage: Path, address: str = ADDRESS) -> str:
     )  # JSON is YAML
 
 
-def mirror_url(address: str = ADDRESS) -> str:
-    return f"http://{address}"
-
-
 def answers(address: str = ADDRESS, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(f"http://{address}/v2/", timeout=timeout) as resp:

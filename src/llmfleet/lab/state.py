@@ -70,10 +70,6 @@ class State:
         tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, self.path)
 
-    def is_empty(self) -> bool:
-        return not (self.data["hosts"] or self.data["control"] or self.data["made"])
-
-
 @contextlib.contextmanager
 def locked(lock_file: Path) -> Iterator[None]:
     """Hold the lab's exclusive lock (blocks while another lab command runs)."""
