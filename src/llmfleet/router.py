@@ -112,7 +112,7 @@ def _alive(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return b"sglang_router" in cmdline
+    return b"sglang" in cmdline  # the router retitles itself "sglang::router"
 
 
 def current() -> RouterState | None:
@@ -161,10 +161,12 @@ class Client:
 
     def add(self, worker: str, timeout: float = 60) -> None:
         """Register a worker and wait until the router lists it healthy."""
-        if self.find(worker) is None:
+        posted = self.find(worker) is None
+        if posted:
             _call(f"{self.url}/workers", "POST", {"url": worker})
         self._wait(worker, lambda w: w is not None and bool(w.get("is_healthy")), timeout, "listed healthy")
-        audit(f"add {worker}")
+        if posted:
+            audit(f"add {worker}")
 
     def remove(self, worker: str, timeout: float = 60) -> bool:
         """Take a worker out of rotation; False when the router did not list it."""
@@ -225,7 +227,7 @@ def start(cfg: RouterConfig, wait_s: float = 60) -> tuple[RouterState, bool]:
     audit(f"start pid {proc.pid} {cfg.url} policy {cfg.policy} config {wanted} workers {' '.join(cfg.workers) or '-'}")
     client = Client(cfg.url)
     deadline = time.monotonic() + wait_s
-    while not client.healthy():
+    while not client.healthy() or proc.poll() is not None:
         if proc.poll() is not None:
             tail = log_path.read_text(errors="replace").splitlines()[-5:]
             raise RouterError(f"sglang-router exited {proc.returncode}: " + " | ".join(tail))

@@ -21,7 +21,6 @@ from llmfleet.testing import FakeNetwork
 from llmfleet.transport import Endpoint
 
 from .fake_hosts import AUDIT
-from .test_deploy_cases import load_cases  # noqa: F401  (the deploy cases hold the dry plan)
 
 SCOUT = "meta-llama/Llama-4-Scout-17B-16E-Instruct"
 OOM_LOG = ("[2025-01-01 00:00:00 TP0] Capture cuda graph begin.\n"
