@@ -6,7 +6,7 @@ so a typo in a model or hardware name fails with the file and line before anythi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -36,6 +36,40 @@ class Hardware:
     products: tuple[str, ...]
     arch: str | None = None  # gfx942 / gfx950 for AMD
     flavour: str | None = None  # image suffix: mi30x / mi35x
+    device_ids: tuple[str, ...] = ()  # PCI device IDs (lower-case hex), for tools that print no product name
+    shared_memory: bool = False  # an APU: the tools report a carve-out of memory shared with the CPUs
+    supported: bool = True  # False: recognised, but the cookbook has no configuration for it
+    reason: str = ""  # why an unsupported kind is refused (shown to the operator)
+
+    def fits_vram(self, vram_mb: int) -> bool:
+        """Whether a GPU reporting ``vram_mb`` can be this kind (within 10% below, 5% above).
+
+        An APU's tools report only the carve-out of its shared memory, so any size up to the total fits.
+        """
+        total_mb = self.gpu_memory_gb * 1024
+        low = 0 if self.shared_memory else total_mb * 0.9
+        return low <= vram_mb <= total_mb * 1.05
+
+
+class _HardwareSpec(schema.Struct):
+    """One kind in catalog/hardware.yml (the keys documented at the top of that file)."""
+
+    vendor: Literal["amd", "nvidia"]
+    gpu_memory_gb: Annotated[int, msgspec.Meta(ge=1)]
+    products: tuple[str, ...]
+    gpus: Annotated[int, msgspec.Meta(ge=1)] = 8
+    arch: str | None = None
+    flavour: str | None = None
+    device_ids: tuple[Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-f]{4}$")], ...] = ()
+    shared_memory: bool = False
+    supported: bool = True
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.vendor == "amd" and self.supported and not (self.arch and self.flavour):
+            raise ValueError("AMD kinds need arch and flavour (the image tag suffix)")
+        if not self.supported and not self.reason:
+            raise ValueError("an unsupported kind (supported: false) needs a reason")
 
 
 @dataclass(frozen=True)
@@ -131,13 +165,27 @@ def _require(mapping: yamlsrc.LineDict, key: str, what: str) -> Any:
 
 
 def _mapping(data: Any, path: Path) -> yamlsrc.LineDict:
-    if not isinstance(data, dict):
+    if not isinstance(data, yamlsrc.LineDict):
         raise InputError("expected a mapping at the top level", path, 1)
     return data
 
 
 _MODEL_KEYS = {"hf_id", "description", "weights_gb", "gated", "eagle3_draft"}
-_HW_KEYS = {"vendor", "arch", "flavour", "gpus", "gpu_memory_gb", "products"}
+
+
+def _load_hardware(doc: yamlsrc.LineDict, path: Path) -> tuple[dict[str, Hardware], dict[str, list[str]]]:
+    """Hardware kinds and the per-vendor `docker run` device flags, checked with file:line errors."""
+    device_flags = schema.convert(doc.get("device_flags", {}), dict[str, list[str]], path=str(path), what="device_flags")
+    hardware = {}
+    for key, spec in doc.items():
+        if key == "device_flags":
+            continue
+        hw = schema.convert(spec, _HardwareSpec, path=str(path), what=f"hardware {key!r}")
+        if hw.vendor not in device_flags:
+            line = spec.line_of("vendor") if isinstance(spec, yamlsrc.LineDict) else None
+            raise InputError(f"hardware {key!r}: no device_flags for vendor {hw.vendor!r}", path, line)
+        hardware[str(key)] = Hardware(key=str(key), **msgspec.structs.asdict(hw))
+    return hardware, device_flags
 
 
 def load(directory: Path | None = None) -> Catalog:
@@ -156,27 +204,8 @@ def load(directory: Path | None = None) -> Catalog:
             description=spec.get("description", ""),
         )
 
-    hw_doc = _mapping(yamlsrc.load(directory / "hardware.yml"), directory / "hardware.yml")
-    device_flags = hw_doc.get("device_flags", {})
-    hardware = {}
-    for key, spec in hw_doc.items():
-        if key == "device_flags":
-            continue
-        yamlsrc.check_keys(spec, _HW_KEYS, f"hardware {key!r}")
-        vendor = _require(spec, "vendor", f"hardware {key!r}")
-        if vendor not in device_flags:
-            raise InputError(f"hardware {key!r}: no device_flags for vendor {vendor!r}", spec.path, spec.line_of("vendor"))
-        if vendor == "amd" and not (spec.get("arch") and spec.get("flavour")):
-            raise InputError(f"hardware {key!r}: AMD kinds need arch and flavour", spec.path, spec.line)
-        hardware[key] = Hardware(
-            key=key,
-            vendor=vendor,
-            gpus=int(spec.get("gpus", 8)),
-            gpu_memory_gb=int(spec.get("gpu_memory_gb", 0)),
-            products=tuple(spec.get("products", [])),
-            arch=spec.get("arch"),
-            flavour=spec.get("flavour"),
-        )
+    hw_path = directory / "hardware.yml"
+    hardware, device_flags = _load_hardware(_mapping(yamlsrc.load(hw_path), hw_path), hw_path)
 
     images = _mapping(yamlsrc.load(directory / "images.yml"), directory / "images.yml")
     for key in ("default_version", "amd_tag", "nvidia_tag", "versions"):
@@ -190,7 +219,7 @@ def load(directory: Path | None = None) -> Catalog:
     return Catalog(
         models=models,
         hardware=hardware,
-        device_flags={k: list(v) for k, v in device_flags.items()},
+        device_flags=device_flags,
         images=images,
         profiles=profiles,
         bench_defaults=prof.defaults,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -40,35 +41,68 @@ def image_tag(catalog: Catalog, s: Settings, hardware: Hardware) -> tuple[str, s
 def detect_hardware(catalog: Catalog, facts: HostFacts | None, declared: str | None) -> Hardware:
     """The host's hardware kind: the inventory's `hardware` var, checked against what the GPUs say.
 
-    Without a declared kind, it is inferred from the GPU product and gfx arch.
+    Without a declared kind, it is inferred from the GPUs' product name, PCI ID, gfx arch and VRAM.
+    A kind the cookbook has no configuration for (MI300A) is refused with its reason, declared or not.
     """
-    if declared:
-        hw = catalog.hw(str(declared))
-        if facts is None or not facts.gpus:
-            return hw
-        arch, product = facts.gpu_arch, facts.gpu_product or ""
-        if hw.arch and arch and arch != hw.arch:
-            guess = infer_hardware(catalog, product, arch)
-            hint = f"; set hardware: {guess.key}" if guess else ""
-            raise InputError(
-                f"inventory says hardware {hw.key} ({hw.arch}) but the host's GPUs report {arch} ({product}){hint}"
-            )
+    hw = _declared_hardware(catalog, facts, str(declared)) if declared else _inferred_hardware(catalog, facts)
+    if not hw.supported:
+        raise InputError(hw.reason or f"hardware {hw.key} is not supported")
+    return hw
+
+
+def _declared_hardware(catalog: Catalog, facts: HostFacts | None, declared: str) -> Hardware:
+    """The declared kind, unless the GPUs clearly are something else (another arch, or another named kind)."""
+    hw = catalog.hw(declared)
+    if facts is None or not facts.gpus:
         return hw
+    guess = infer_hardware(catalog, facts.gpu_product or "", facts.gpu_arch, facts.gpu_vram_mb, facts.gpu_device_id)
+    arch = facts.gpu_arch
+    if (hw.arch and arch and arch != hw.arch) or (guess is not None and guess.key != hw.key):
+        hint = "" if guess is None else f"; set hardware: {guess.key}" if guess.supported else f"; {guess.reason}"
+        raise InputError(f"inventory says hardware {hw.key} ({hw.arch}) but the host's GPUs report {_describe(facts)}{hint}")
+    return hw
+
+
+def _inferred_hardware(catalog: Catalog, facts: HostFacts | None) -> Hardware:
     if facts is None or not facts.gpus:
         raise InputError("no `hardware` variable for this host and no GPU facts to infer it from")
-    guess = infer_hardware(catalog, facts.gpu_product or "", facts.gpu_arch)
+    guess = infer_hardware(catalog, facts.gpu_product or "", facts.gpu_arch, facts.gpu_vram_mb, facts.gpu_device_id)
     if guess is None:
-        raise InputError(f"cannot tell the hardware kind of GPUs {facts.gpu_product!r} ({facts.gpu_arch}); set `hardware`")
+        raise InputError(f"cannot tell the hardware kind of GPUs {_describe(facts)}; set `hardware`")
     return guess
 
 
-def infer_hardware(catalog: Catalog, product: str, arch: str | None) -> Hardware | None:
+def _describe(facts: HostFacts) -> str:
+    """What the GPUs say about themselves, for messages: "gfx942 (AMD Instinct MI300A, 64289 MB)"."""
+    details = [facts.gpu_product or "mixed products"]
+    if facts.gpu_vram_mb:
+        details.append(f"{facts.gpu_vram_mb} MB")
+    return f"{facts.gpu_arch or 'unknown arch'} ({', '.join(details)})"
+
+
+_MODEL_NAME = re.compile(r"\b(MI\d{3}[A-Z]?|[HB]\d{3})\b")
+
+
+def infer_hardware(
+    catalog: Catalog, product: str, arch: str | None, vram_mb: int | None = None, device: str | None = None
+) -> Hardware | None:
+    """The one kind these GPUs can be, or None when the facts do not decide it.
+
+    A kind is named by its product name or PCI ID; only when the tools print neither (a bare hex ID,
+    "N/A") does the gfx arch stand in, and then the VRAM must single one kind out: MI300X, MI325X
+    and MI300A are all gfx942, so the arch alone never picks one. A named model the catalog does
+    not know (MI308X, MI250X) is not guessed at. A VRAM size that does not fit the named kind is not
+    that kind.
+    """
+    pool = [hw for hw in catalog.hardware.values() if arch is None or hw.arch in (None, arch)]
     upper = product.upper()
-    for hw in catalog.hardware.values():
-        if any(p.upper() in upper for p in hw.products) and (arch is None or hw.arch in (None, arch)):
-            return hw
-    by_arch = catalog.hardware_for_arch(arch) if arch else []
-    return by_arch[0] if by_arch else None
+    named = [hw for hw in pool if any(p.upper() in upper for p in hw.products) or (device and device in hw.device_ids)]
+    if not named and _MODEL_NAME.search(upper):
+        return None
+    candidates = named or ([hw for hw in pool if hw.arch] if arch else [])
+    if vram_mb:
+        candidates = [hw for hw in candidates if hw.fits_vram(vram_mb)]
+    return candidates[0] if len(candidates) == 1 else None
 
 
 @dataclass(frozen=True)

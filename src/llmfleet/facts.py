@@ -18,7 +18,7 @@ from .commands import docker
 _SH_NEAREST_DF = 'd=$1; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -P -B1 "$d"'
 _SH_GPU = (
     'PATH=$PATH:/opt/rocm/bin; if command -v amd-smi >/dev/null; then echo "source amd-smi"; amd-smi static --json; '
-    'elif command -v rocm-smi >/dev/null; then echo "source rocm-smi"; rocm-smi --showproductname --json; '
+    'elif command -v rocm-smi >/dev/null; then echo "source rocm-smi"; rocm-smi --showproductname --showmeminfo vram --json; '
     'elif command -v nvidia-smi >/dev/null; then echo "source nvidia-smi"; '
     "nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits; "
     'else echo "source none"; fi'
@@ -30,6 +30,7 @@ class Gpu:
     product: str
     arch: str | None = None
     vram_mb: int | None = None
+    device_id: str | None = None  # PCI device ID, lower-case hex ("0x74a1")
 
 
 @dataclass
@@ -72,6 +73,17 @@ class HostFacts:
     def gpu_product(self) -> str | None:
         products = {g.product for g in self.gpus}
         return products.pop() if len(products) == 1 else None
+
+    @property
+    def gpu_vram_mb(self) -> int | None:
+        """The smallest VRAM any GPU reports (what a server can count on), None if none says."""
+        sizes = [g.vram_mb for g in self.gpus if g.vram_mb]
+        return min(sizes) if sizes else None
+
+    @property
+    def gpu_device_id(self) -> str | None:
+        ids = {g.device_id for g in self.gpus if g.device_id}
+        return ids.pop() if len(ids) == 1 else None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,11 +163,11 @@ def _vram_mb(vram: Any) -> int | None:
     else:
         return None
     try:
-        value = float(value)
-    except (TypeError, ValueError):
+        number = float(str(value))  # "N/A" (a value the tool could not read) is no size
+    except ValueError:
         return None
     scale = {"B": 1 / 2**20, "KB": 1 / 1024, "MB": 1, "MIB": 1, "GB": 1024, "GIB": 1024}.get(unit, 1)
-    return int(value * scale)
+    return int(number * scale)
 
 
 _NA = {"", "N/A", "NA", "UNKNOWN", "NONE"}
@@ -183,28 +195,73 @@ def normalize_arch(value: Any) -> str | None:
     return text
 
 
+def device_id(value: Any) -> str | None:
+    """A PCI device ID as lower-case hex ("0x74A1" and "1002:74a1" -> "0x74a1"), None if it is not one."""
+    m = re.fullmatch(r"(?:0x|1002:)(?:0x)?([0-9a-f]{4})", (known(value) or "").lower())
+    return f"0x{m.group(1)}" if m else None
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A JSON object, or an empty one for what the tools print instead ("N/A", null)."""
+    return value if isinstance(value, dict) else {}
+
+
 def parse_amd_smi(data: Any) -> list[Gpu]:
     """`amd-smi static --json`: a bare list (older releases) or {"gpu_data": [...]} (newer)."""
     if isinstance(data, dict):
         data = data.get("gpu_data", [])
     gpus = []
     for entry in data if isinstance(data, list) else []:
-        asic = entry.get("asic", {}) if isinstance(entry, dict) else {}
-        product = known(asic.get("market_name")) or known((entry.get("board") or {}).get("product_name")) or "unknown"
-        arch = normalize_arch(asic.get("target_graphics_version"))
-        gpus.append(Gpu(product=product, arch=arch, vram_mb=_vram_mb(entry.get("vram"))))
+        entry = _mapping(entry)
+        asic, board = _mapping(entry.get("asic")), _mapping(entry.get("board"))
+        product = known(asic.get("market_name")) or known(board.get("product_name")) or "unknown"
+        gpus.append(
+            Gpu(
+                product=product,
+                arch=normalize_arch(asic.get("target_graphics_version")),
+                vram_mb=_vram_mb(entry.get("vram")),
+                device_id=device_id(asic.get("device_id")),
+            )
+        )
     return gpus
 
 
+_ROCM_NAME_KEYS = ("card series", "device name", "card model", "card sku")
+_ROCM_ID_KEYS = ("device id", "gpu id", "card model")
+
+
+def _rocm_product(card: dict[str, Any]) -> str:
+    """The most telling name of a card: a real name before a hex ID ("Card model" is "0x74a1" on some releases)."""
+    names = [n for n in (known(card.get(k)) for k in _ROCM_NAME_KEYS) if n]
+    return next((n for n in names if device_id(n) is None), names[0] if names else "unknown")
+
+
+def _rocm_vram_mb(card: dict[str, Any]) -> int | None:
+    """`--showmeminfo vram`: "VRAM Total Memory (B)" in bytes, as a string."""
+    total = known(card.get("vram total memory (b)"))
+    return int(total) // 2**20 if total and total.isdigit() else None
+
+
 def parse_rocm_smi(data: Any) -> list[Gpu]:
-    """`rocm-smi --showproductname --json`: {"card0": {"Card Series": ..., "GFX Version": ...}}."""
+    """`rocm-smi --showproductname --showmeminfo vram --json`: {"card0": {...}, "system": {...}}.
+
+    Field names differ by release: 5.x "Card series"/"Card model"/"GPU ID", 6.x "Card Series"/"Device Name"/
+    "Device ID" (keys are compared case-insensitively), and 6.x prints gfx_target_version digits as "GFX Version".
+    """
     gpus = []
     if isinstance(data, dict):
-        for key in sorted((k for k in data if k.startswith("card")), key=lambda k: int(re.sub(r"\D", "", k) or 0)):
-            card = {k.lower(): v for k, v in data[key].items()}
-            names = (card.get(k) for k in ("card series", "card model", "device name", "card sku"))
-            product = next((n for n in map(known, names) if n), "unknown")
-            gpus.append(Gpu(product=product, arch=normalize_arch(card.get("gfx version"))))
+        cards = [k for k in data if re.fullmatch(r"card\d+", str(k)) and isinstance(data[k], dict)]
+        for key in sorted(cards, key=lambda k: int(k[4:])):
+            card = {str(k).lower(): v for k, v in data[key].items()}
+            ids = (device_id(card.get(k)) for k in _ROCM_ID_KEYS)
+            gpus.append(
+                Gpu(
+                    product=_rocm_product(card),
+                    arch=normalize_arch(card.get("gfx version")),
+                    vram_mb=_rocm_vram_mb(card),
+                    device_id=next((i for i in ids if i), None),
+                )
+            )
     return gpus
 
 

@@ -97,3 +97,102 @@ def test_na_values_and_rocm_smi_5_field_names():
     assert (gpus[0].product, gpus[0].arch) == ("0x740c", "gfx90a")
     gpus = facts.parse_amd_smi([{"asic": {"market_name": "N/A", "target_graphics_version": "N/A"}, "vram": {}}])
     assert (gpus[0].product, gpus[0].arch) == ("unknown", None)
+
+
+# --- real outputs (tests/fixtures/host_outputs/README.md names the source of each) -----------------------------
+
+
+def _gpus(name: str) -> list[facts.Gpu]:
+    """A fixture as the gather script's gpu section carries it: the tool's name, then its output."""
+    tool = "amd-smi" if name.startswith("amd_smi") else "rocm-smi"
+    source, gpus, error = facts.parse_gpu(f"source {tool}\n" + (FIX / name).read_text())
+    assert (source, error) == (tool, None)
+    return gpus
+
+
+def test_real_amd_smi_gpu_data_shape_with_na_values():
+    """MI210: {"gpu_data": [...]}, VRAM as value/unit, "N/A" board name and oam_id."""
+    [gpu] = _gpus("amd_smi_gpu_data_mi210.json")
+    assert (gpu.product, gpu.arch, gpu.vram_mb, gpu.device_id) == ("AMD Instinct MI210", "gfx90a", 65520, "0x740f")
+
+
+def test_real_amd_smi_output_behind_python_warnings():
+    """amd-smi on Python 3.14 prints SyntaxWarnings before its JSON: the JSON is still found."""
+    [gpu] = _gpus("amd_smi_gpu_data_rx7800xt_with_warnings.txt")
+    assert (gpu.product, gpu.arch, gpu.vram_mb) == ("AMD Radeon RX 7800 XT", "gfx1101", None)
+
+
+def test_real_rocm_smi_6_gfx9010_is_gfx90a():
+    [gpu] = _gpus("rocm_smi6_mi250x_gfx9010.json")
+    assert (gpu.product, gpu.arch, gpu.device_id) == ("AMD INSTINCT MI200 (MCM) OAM LC MBA HPE C2", "gfx90a", "0x7408")
+
+
+def test_real_rocm_smi_6_mi300a_node():
+    gpus = _gpus("rocm_smi6_mi300a.json")  # four APUs, and a "system" entry that is no card
+    assert [(g.product, g.arch, g.device_id) for g in gpus] == [("AMD Instinct MI300A", "gfx942", "0x74a0")] * 4
+
+
+def test_real_rocm_smi_5_field_names():
+    """rocm-smi 5.x: lower-case "Card series"/"Card model", "GPU ID"; no GFX Version."""
+    named, by_id = _gpus("rocm_smi5_mi250x.json")
+    assert (named.product, named.arch) == ("AMD INSTINCT MI200 (MCM) OAM LC MBA HPE C2", None)
+    assert (by_id.product, by_id.device_id) == ("unknown", "0x7408")
+    mi100 = _gpus("rocm_smi5_mi100_old_field_names.json")  # "Card model" holds the vendor ID there
+    assert [g.device_id for g in mi100] == ["0x738c"] * 4 and mi100[0].product == "D34304"
+
+
+def test_real_rocm_smi_meminfo_gives_vram():
+    [gpu] = _gpus("rocm_smi6_productname_meminfo_rx7900xt.json")
+    assert (gpu.product, gpu.arch, gpu.vram_mb) == ("Radeon RX 7900 XT", "gfx1100", 21458059264 // 2**20)
+
+
+# --- hardware kinds from facts ------------------------------------------------------------------------------------
+
+_GIB = 1024
+
+
+@pytest.mark.parametrize(
+    "product,arch,vram_mb,device,kind",
+    [
+        ("AMD Instinct MI300X", "gfx942", 196592, "0x74a1", "mi300x"),
+        ("MI300X-O", "gfx942", 196592, None, "mi300x"),  # amd-smi 6.0's name for an MI300X
+        ("AMD Instinct MI325X", "gfx942", 256 * _GIB, None, "mi325x"),
+        ("AMD Instinct MI300A", "gfx942", None, "0x74a0", "mi300a"),  # rocm-smi 6.x (fixture above)
+        ("MI300A", None, 64289, "0x74a0", "mi300a"),  # amd-smi's MI300A example: a 64289 MB carve-out, no arch
+        ("0x74a1", "gfx942", None, "0x74a1", "mi300x"),  # rocm-smi 5.x: only the PCI ID
+        ("unknown", "gfx942", 196592, None, "mi300x"),  # no name: the VRAM decides among gfx942 kinds
+        ("unknown", "gfx942", 256 * _GIB, None, "mi325x"),
+        ("unknown", "gfx942", None, None, None),  # MI300X, MI325X or MI300A: never guessed
+        ("AMD Instinct MI308X", "gfx942", 196592, None, None),  # a model the catalog does not know
+        ("AMD Instinct MI300X", "gfx942", 256 * _GIB, None, None),  # the name and the VRAM disagree
+        ("AMD Instinct MI355X", "gfx950", 294896, None, "mi355x"),
+        ("AMD INSTINCT MI200 (MCM) OAM LC MBA HPE C2", "gfx90a", None, "0x7408", None),
+    ],
+)  # fmt: skip
+def test_hardware_kind_from_name_id_arch_and_vram(product, arch, vram_mb, device, kind):
+    from llmfleet import catalog, deployment
+
+    hw = deployment.infer_hardware(catalog.load(), product, arch, vram_mb, device)
+    assert (hw.key if hw else None) == kind
+
+
+def test_mi300a_is_recognised_and_refused_not_an_mi300x():
+    from llmfleet import catalog, deployment
+    from llmfleet.errors import InputError
+
+    cat = catalog.load()
+    host = facts.HostFacts(gpus=_gpus("rocm_smi6_mi300a.json"))
+    mi300a = cat.hw("mi300a")
+    assert (mi300a.gpu_memory_gb, mi300a.supported, mi300a.shared_memory) == (128, False, True)
+    for declared in (None, "mi300a", "mi300x"):
+        with pytest.raises(InputError, match="MI300A is not covered by the cookbook's Llama 4 configurations"):
+            deployment.detect_hardware(cat, host, declared)
+
+
+def test_mi325x_gets_the_mi30x_image():
+    from llmfleet import catalog
+
+    cat = catalog.load()
+    assert (cat.hw("mi325x").gpu_memory_gb, cat.hw("mi325x").arch) == (256, "gfx942")
+    assert cat.image_tag("0.5.9", cat.hw("mi325x")) == cat.image_tag("0.5.9", cat.hw("mi300x"))
+    assert cat.image_tag("0.5.9", cat.hw("mi325x")).endswith("-mi30x")
