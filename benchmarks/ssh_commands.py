@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from llmfleet import facts, inventory, paths, runner  # noqa: E402
+from llmfleet import facts, inventory, paths, playbook_run, settings  # noqa: E402
 from llmfleet.transport import Session  # noqa: E402
 
 
@@ -23,7 +23,8 @@ def main() -> None:
     args = ap.parse_args()
     host = inventory.load_inventory(paths.default_inventory()).select(args.host)[0]
     t0 = time.monotonic()
-    session = Session(runner.endpoint(host)).open()
+    hs = settings.for_host(host, {}, {})
+    session = Session(playbook_run.endpoint(host, hs.settings, hs.resolved)).open()
     connect_s = time.monotonic() - t0
     lat = []
     for _ in range(args.count):

@@ -30,7 +30,7 @@ def mi300x_facts(numa: int = 0, gpus: int = 8, container: dict | None = None, im
         "numa": str(numa),
         "df": "Filesystem 1-blocks Used Available Capacity Mounted on\n/dev/nvme0n1 8000000000000 1000000000000 7000000000000 13% /",
         "image": f"{image_id} 20000000000" if image_id else "Error: No such image",
-        "container": json.dumps([container]) if container else "Error: No such object",
+        "container": json.dumps(container) if container else "Error: No such object",
         "model": "ls: cannot access: No such file or directory",
     }
     return "".join(f"@@{name}\n{body}\n" for name, body in sections.items())

@@ -6,6 +6,7 @@ the lab test (tests/lab/test_jump_hosts.py) proves it against real sshd.
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 
 import paramiko
@@ -100,6 +101,9 @@ def test_parse_hop_refuses(bad: str) -> None:
         check_jump(bad or ",")
 
 
+ME = getpass.getuser()  # a jump host without a user gets the local user, as with ssh
+
+
 def _assert_checked(conn: Connection, known_hosts: Path) -> None:
     client: paramiko.SSHClient = conn.client
     assert isinstance(client._policy, paramiko.RejectPolicy)
@@ -133,7 +137,7 @@ def test_inventory_chain_is_walked_in_openssh_order_and_every_hop_checks_keys(tm
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     hops, known = _chain(tmp_path, monkeypatch, "", "ops@first:2201,second")
     # the host itself, then the hop before it, ... the first hop (the one we dial) last
-    assert _names(hops) == ["root@10.0.0.5:22", "root@second:22", "ops@first:2201"]
+    assert _names(hops) == ["root@10.0.0.5:22", f"{ME}@second:22", "ops@first:2201"]
     for hop in hops:
         _assert_checked(hop, known)
 
@@ -142,7 +146,7 @@ def test_ssh_config_proxyjump_is_ours_too_and_a_jump_hosts_own_jump_comes_first(
                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     config = "Host 10.0.0.*\n  ProxyJump inner\nHost inner\n  HostName 10.1.0.1\n  ProxyJump ops@outer\n"
     hops, known = _chain(tmp_path, monkeypatch, config, None)
-    assert _names(hops) == ["root@10.0.0.5:22", "root@10.1.0.1:22", "ops@outer:22"]
+    assert _names(hops) == ["root@10.0.0.5:22", f"{ME}@10.1.0.1:22", "ops@outer:22"]
     for hop in hops:
         _assert_checked(hop, known)
 
@@ -150,10 +154,10 @@ def test_ssh_config_proxyjump_is_ours_too_and_a_jump_hosts_own_jump_comes_first(
 def test_inventory_jump_wins_over_ssh_config_and_none_turns_it_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = "Host 10.*\n  ProxyJump cfg-bastion\n"
     hops, _ = _chain(tmp_path, monkeypatch, config, "inv-bastion")
-    assert _names(hops) == ["root@10.0.0.5:22", "root@inv-bastion:22"]
+    assert _names(hops) == ["root@10.0.0.5:22", f"{ME}@inv-bastion:22"]
     # as with ssh -J: the jump host's own config applies to it; `Host *` does not make a hop jump via itself
     hops, _ = _chain(tmp_path, monkeypatch, "Host *\n  ProxyJump cfg-bastion\n", "inv-bastion")
-    assert _names(hops) == ["root@10.0.0.5:22", "root@inv-bastion:22", "root@cfg-bastion:22"]
+    assert _names(hops) == ["root@10.0.0.5:22", f"{ME}@inv-bastion:22", f"{ME}@cfg-bastion:22"]
     hops, _ = _chain(tmp_path, monkeypatch, config, "none")
     assert _names(hops) == ["root@10.0.0.5:22"]
 
