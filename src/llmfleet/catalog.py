@@ -51,7 +51,7 @@ class Hardware:
         return low <= vram_mb <= total_mb * 1.05
 
 
-class _HardwareSpec(schema.Struct):
+class _HardwareSpec(schema.Struct, frozen=True, kw_only=True):
     """One kind in catalog/hardware.yml (the keys documented at the top of that file)."""
 
     vendor: Literal["amd", "nvidia"]
@@ -80,7 +80,7 @@ class Profile:
     warmup: bool = False
 
 
-class BenchDefaults(schema.Struct):
+class BenchDefaults(schema.Struct, frozen=True, kw_only=True):
     """The cookbook's bench_serving workload (catalog/profiles.yml `defaults:`)."""
 
     dataset: Literal["random", "random-ids", "sharegpt-file"]
@@ -89,17 +89,17 @@ class BenchDefaults(schema.Struct):
     request_rate: str
 
 
-class AccuracyDefaults(schema.Struct):
+class AccuracyDefaults(schema.Struct, frozen=True, kw_only=True):
     num_questions: Annotated[int, msgspec.Meta(ge=1)]
 
 
-class _ProfileSpec(schema.Struct):
+class _ProfileSpec(schema.Struct, frozen=True, kw_only=True):
     num_prompts: Annotated[int, msgspec.Meta(ge=1)]
     max_concurrency: Annotated[int, msgspec.Meta(ge=1)]
     warmup: bool = False
 
 
-class _ProfilesFile(schema.Struct):
+class _ProfilesFile(schema.Struct, frozen=True, kw_only=True):
     defaults: BenchDefaults
     profiles: dict[str, _ProfileSpec]
     accuracy: AccuracyDefaults

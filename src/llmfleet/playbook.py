@@ -17,9 +17,10 @@ See docs/playbooks.md.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from . import paths, schema, settings, yamlsrc
 from .errors import InputError

@@ -207,8 +207,8 @@ def _check_host_keys(conn: Connection, known_hosts: str) -> None:
     while isinstance(hop, Connection) and id(hop) not in seen:
         seen.add(id(hop))
         client: paramiko.SSHClient = hop.client
-        client._host_keys = paramiko.HostKeys()  # forget anything fabric loaded implicitly
-        client._system_host_keys = paramiko.HostKeys()
+        client._host_keys = paramiko.HostKeys()  # type: ignore[attr-defined]  # forget what fabric loaded
+        client._system_host_keys = paramiko.HostKeys()  # type: ignore[attr-defined]
         if Path(known_hosts).exists():
             client.load_host_keys(known_hosts)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())

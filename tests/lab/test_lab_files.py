@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from llmfleet import paths
-from tests.helpers import cli
 from llmfleet.lab import hostfs, hosts, smi
 from llmfleet.lab.layout import IN_HOST
+from tests.helpers import cli
 
 FILES = Path(smi.__file__).resolve().parent / "files"
 

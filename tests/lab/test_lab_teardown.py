@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
-
-import signal
 
 from llmfleet.lab import host_exec, lab_down, lab_up, procs
 

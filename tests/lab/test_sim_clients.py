@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from llmfleet import paths
 from llmfleet.lab import datasets, image, model_files
 from llmfleet.lab.sim import gsm8k
 from llmfleet.lab.sim.latency import load_config
-from llmfleet import paths
 
 pytestmark = pytest.mark.lab
 

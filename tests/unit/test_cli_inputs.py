@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from tests.helpers import ROOT, cli
+from tests.helpers import cli
 
 INV = ["-i", "inventory/mi300-cluster.yml"]
 TOKEN = "hf_" + "Q" * 8 + "sEcReT" + "7" * 20

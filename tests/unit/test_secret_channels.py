@@ -34,7 +34,7 @@ def test_a_failing_deploy_shows_the_token_nowhere(tmp_path, monkeypatch):
     net = FakeNetwork()
     host = healthy_host(net, "g1")
     host.on(rf"^docker pull {re.escape(TAG)}$", f"pulled; HF_TOKEN={TOKEN}\n")
-    host.on(rf"^docker image inspect", f"sha256:{'a' * 64} 20000000000\n")
+    host.on(r"^docker image inspect", f"sha256:{'a' * 64} 20000000000\n")
     host.on(r"^install -d ", 0)
     host.on(r"^docker run ", result("docker run", 125, stderr=f"docker: invalid env file: HF_TOKEN={TOKEN} rejected\n"))
 

@@ -213,7 +213,7 @@ def _known_hosts_lines(feeder: HostContext) -> str:
     path = os.path.expanduser((ep.known_hosts_file if ep else None) or "~/.ssh/known_hosts")
     name = feeder.host.address if not ep or ep.port == 22 else f"[{ep.address}]:{ep.port}"
     keys = paramiko.HostKeys(path) if os.path.exists(path) else paramiko.HostKeys()
-    found = keys.lookup(name) or {}
+    found: dict[str, Any] = dict(keys.lookup(name) or {})
     return "".join(f"{name} {kind} {key.get_base64()}\n" for kind, key in found.items())
 
 

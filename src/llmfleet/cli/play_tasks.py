@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
@@ -69,7 +70,7 @@ def play(c, playbook="", hosts="", inventory=None, check=False, diff=False, dry_
         hf_token_file=hf_token_file,
         diff=bool(diff),
     )
-    say: Callable[[str], Any] = lambda text: console.print(text, markup=False)  # noqa: E731
+    say: Callable[[str], Any] = lambda text: console.print(text, markup=False)
     report = playbook_run.execute(req, play_printer(console), say, progress=render.transfer_progress(console))
     return _finish(report, json)
 

@@ -9,9 +9,10 @@ compare with the cookbook is the same schedule the served requests live through.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 
 def interpolate(points: Sequence[tuple[float, float]], x: float) -> float:

@@ -337,7 +337,7 @@ class Server:
         reqs = []
         for i in range(n):
             prompt = prompts[i] if prompts is not None else ""
-            prompt_tokens = self.text.count(prompt) if prompts is not None else len(id_lists[i])
+            prompt_tokens = self.text.count(prompt) if prompts is not None else len((id_lists or [])[i])
             err = self._too_long(prompt_tokens)
             if err:
                 return self._error(err)
