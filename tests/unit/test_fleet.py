@@ -112,8 +112,8 @@ def test_console_shows_the_fleet_and_outliers_and_per_host_only_when_asked(tmp_p
 
 def test_baseline_run_compares_two_sessions(tmp_path: Path) -> None:
     old = make_run(tmp_path, 4, sick=None, gsm8k=True)
-    make_run(tmp_path, 4, sick="gpu02", slow_pct=30, gsm8k=True)
-    rep = report.build_report(None, baseline=old.name, root=tmp_path)
+    new = make_run(tmp_path, 4, sick="gpu02", slow_pct=30, gsm8k=True)
+    rep = report.build_report(new.name, baseline=old.name, root=tmp_path)  # both made in the same second
     data = report.report_json(rep)
     medians = data["fleet"]["baseline"]["medians"]
     assert medians["medium"]["output_throughput"]["baseline_median"] > 0
