@@ -80,6 +80,30 @@ class Profile:
     warmup: bool = False
 
 
+class _ModelSpec(schema.Struct, frozen=True, kw_only=True):
+    hf_id: Annotated[str, msgspec.Meta(pattern=r"^[\w.-]+/[\w.-]+$")]
+    description: str = ""
+    weights_gb: Annotated[int, msgspec.Meta(ge=0)] = 0
+    gated: bool = False
+    eagle3_draft: Annotated[str, msgspec.Meta(pattern=r"^[\w.-]+/[\w.-]+$")] | None = None
+
+
+class ImageVersion(schema.Struct, frozen=True, kw_only=True):
+    """One SGLang version's images (catalog/images.yml `versions:`)."""
+
+    rocm: str
+    launcher: Literal["serve", "module"]
+
+
+class Images(schema.Struct, frozen=True, kw_only=True):
+    """catalog/images.yml: tag patterns and the versions they exist for."""
+
+    default_version: str
+    amd_tag: str
+    nvidia_tag: str
+    versions: dict[str, ImageVersion]
+
+
 class BenchDefaults(schema.Struct, frozen=True, kw_only=True):
     """The cookbook's bench_serving workload (catalog/profiles.yml `defaults:`)."""
 
@@ -110,7 +134,7 @@ class Catalog:
     models: dict[str, Model]
     hardware: dict[str, Hardware]
     device_flags: dict[str, list[str]]
-    images: dict[str, Any]
+    images: Images
     profiles: dict[str, Profile]
     bench_defaults: BenchDefaults
     accuracy_defaults: AccuracyDefaults
@@ -131,8 +155,8 @@ class Catalog:
     def hardware_for_arch(self, arch: str) -> list[Hardware]:
         return [h for h in self.hardware.values() if h.arch == arch]
 
-    def version(self, version: str) -> dict[str, Any]:
-        versions = self.images["versions"]
+    def version(self, version: str) -> ImageVersion:
+        versions = self.images.versions
         if version not in versions:
             raise InputError(
                 f"unknown SGLang version {version!r}; known: {', '.join(sorted(versions))}", self.source / "images.yml"
@@ -142,11 +166,11 @@ class Catalog:
     def image_tag(self, version: str, hardware: Hardware) -> str:
         info = self.version(version)
         if hardware.vendor == "amd":
-            return self.images["amd_tag"].format(version=version, rocm=info["rocm"], flavour=hardware.flavour)
-        return self.images["nvidia_tag"].format(version=version)
+            return self.images.amd_tag.format(version=version, rocm=info.rocm, flavour=hardware.flavour)
+        return self.images.nvidia_tag.format(version=version)
 
     def launcher(self, version: str) -> str:
-        return self.version(version)["launcher"]
+        return self.version(version).launcher
 
     def profile(self, name: str) -> Profile:
         if name not in self.profiles:
@@ -158,19 +182,10 @@ class Catalog:
         return [self.profile(n) for n in names]
 
 
-def _require(mapping: yamlsrc.LineDict, key: str, what: str) -> Any:
-    if key not in mapping:
-        raise InputError(f"{what}: missing key {key!r}", mapping.path, mapping.line)
-    return mapping[key]
-
-
 def _mapping(data: Any, path: Path) -> yamlsrc.LineDict:
     if not isinstance(data, yamlsrc.LineDict):
         raise InputError("expected a mapping at the top level", path, 1)
     return data
-
-
-_MODEL_KEYS = {"hf_id", "description", "weights_gb", "gated", "eagle3_draft"}
 
 
 def _load_hardware(doc: yamlsrc.LineDict, path: Path) -> tuple[dict[str, Hardware], dict[str, list[str]]]:
@@ -191,25 +206,21 @@ def _load_hardware(doc: yamlsrc.LineDict, path: Path) -> tuple[dict[str, Hardwar
 def load(directory: Path | None = None) -> Catalog:
     """Read and validate every catalog file."""
     directory = directory or paths.catalog_dir()
-    models_doc = _mapping(yamlsrc.load(directory / "models.yml"), directory / "models.yml")
-    models = {}
-    for key, spec in models_doc.items():
-        yamlsrc.check_keys(spec, _MODEL_KEYS, f"model {key!r}")
-        models[key] = Model(
-            key=key,
-            hf_id=_require(spec, "hf_id", f"model {key!r}"),
-            weights_gb=int(spec.get("weights_gb", 0)),
-            gated=bool(spec.get("gated", False)),
-            eagle3_draft=spec.get("eagle3_draft"),
-            description=spec.get("description", ""),
-        )
+    models_path = directory / "models.yml"
+    model_specs = schema.convert(yamlsrc.load(models_path), dict[str, _ModelSpec], path=str(models_path), what="model")
+    models = {
+        key: Model(key=key, hf_id=m.hf_id, weights_gb=m.weights_gb, gated=m.gated, eagle3_draft=m.eagle3_draft,
+                   description=m.description)
+        for key, m in model_specs.items()
+    }  # fmt: skip
 
     hw_path = directory / "hardware.yml"
     hardware, device_flags = _load_hardware(_mapping(yamlsrc.load(hw_path), hw_path), hw_path)
 
-    images = _mapping(yamlsrc.load(directory / "images.yml"), directory / "images.yml")
-    for key in ("default_version", "amd_tag", "nvidia_tag", "versions"):
-        _require(images, key, "images.yml")
+    images_path = directory / "images.yml"
+    images = schema.convert(yamlsrc.load(images_path), Images, path=str(images_path))
+    if images.default_version not in images.versions:
+        raise InputError(f"default_version {images.default_version!r} is not one of versions", images_path)
 
     prof_path = directory / "profiles.yml"
     prof = schema.convert(yamlsrc.load(prof_path), _ProfilesFile, path=str(prof_path))

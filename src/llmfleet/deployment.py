@@ -34,7 +34,7 @@ CACHE_ENV = {  # where SGLang's kernel compilers keep their output, inside the h
 
 def image_tag(catalog: Catalog, s: Settings, hardware: Hardware) -> tuple[str, str]:
     """(SGLang version, image tag): the `image` setting, or the catalog's tag for this hardware."""
-    version = s.sglang_version or str(catalog.images["default_version"])
+    version = s.sglang_version or catalog.images.default_version
     return version, s.image or catalog.image_tag(version, hardware)
 
 
