@@ -14,32 +14,38 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import runner
+from ..report import plain
 from ..steps import CHANGED, FAILED, OK, SKIPPED, Event
 
 _STYLE = {OK: "green", CHANGED: "yellow", FAILED: "bold red", SKIPPED: "dim"}
 
 
+def safe(text: str) -> str:
+    """Remote or inventory text for the terminal: lines kept, control and bidi characters shown escaped."""
+    return "\n".join(plain(line) for line in text.split("\n"))
+
+
 def event_text(event: Event) -> Text:
     """One console line for one runner event."""
-    line = Text(event.host, style="bold")
+    line = Text(safe(event.host), style="bold")
     line.append(" ")
     if event.kind == "unreachable":
         line.append("UNREACHABLE ", style="red")
-        line.append(event.text)
+        line.append(safe(event.text))
     elif event.kind == "locked":
         line.append("locked ", style="bold red")
-        line.append(event.text)
+        line.append(safe(event.text))
     elif event.kind == "step" and event.result is not None:
         r = event.result
         label = r.status if event.mode == "apply" or r.status != CHANGED else "would change"
-        line.append(f"{r.role} : {r.step} ")
+        line.append(safe(f"{r.role} : {r.step} "))
         line.append(label, style=_STYLE[r.status])
         if r.message:
-            line.append(f" - {r.message}")
+            line.append(safe(f" - {r.message}"))
         if r.duration_s >= 1:
             line.append(f" ({r.duration_s:.1f}s)", style="dim")
     else:
-        line.append(event.text, style="dim" if event.text.startswith("still ") else "")
+        line.append(safe(event.text), style="dim" if event.text.startswith("still ") else "")
     return line
 
 
@@ -68,8 +74,8 @@ def recap_table(report: runner.RunReport) -> Table:
         style = "red" if not r.success else ("yellow" if r.changed else "green")
         note = r.message.splitlines()[0][:100] if r.message else ""
         table.add_row(
-            Text(host, style=style), str(r.ok), str(r.changed), str(r.failed), str(r.skipped),
-            "yes" if r.unreachable else "no", Text(note),
+            Text(safe(host), style=style), str(r.ok), str(r.changed), str(r.failed), str(r.skipped),
+            "yes" if r.unreachable else "no", Text(safe(note)),
         )  # fmt: skip
     return table
 
@@ -80,14 +86,14 @@ def print_dry_run(report: runner.RunReport, console: Console) -> None:
     for r in report.results:
         by_host.setdefault(r.host, []).extend(r.commands)
     for host, commands in by_host.items():
-        console.print(Text("\n" + host, style="bold"))
+        console.print(Text("\n" + safe(host), style="bold"))
         for i, cmd in enumerate(commands, 1):
-            console.print(Text(f"  {i:>2}. {cmd}"), soft_wrap=True, highlight=False)
+            console.print(Text(f"  {i:>2}. {safe(cmd)}"), soft_wrap=True, highlight=False)
 
 
 def print_failures(report: runner.RunReport, console: Console) -> None:
     """Full messages of failed steps (the recap shows one line)."""
     for r in report.results:
         if r.status == FAILED:
-            head = Text(f"\n{r.host} {r.role} : {r.step} failed", style="bold red")
-            console.print(head, Text("\n  " + r.message), sep="", soft_wrap=True)
+            head = Text(f"\n{safe(r.host)} {safe(r.role)} : {safe(r.step)} failed", style="bold red")
+            console.print(head, Text("\n  " + safe(r.message)), sep="", soft_wrap=True)
