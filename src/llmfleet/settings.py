@@ -87,6 +87,8 @@ class Settings(schema.Struct, frozen=True, kw_only=True):
     gpu_free_timeout: Seconds
     gpu_free_mb: NonNegative
     rollback: bool
+    gate_gsm8k: NonNegative
+    gate_min_accuracy: Fraction
     # bench
     profile: str
     dataset: Literal["random", "random-ids", "sharegpt-file"] | None

@@ -177,3 +177,78 @@ def test_serial_lists_ramp_up():
     assert runner.batches(hosts, "1,25%") == [[0], [1, 2], [3, 4], [5, 6], [7, 8]]
     assert runner.batches(hosts, "1,3") == [[0], [1, 2, 3], [4, 5, 6], [7, 8]]
     assert runner.too_many_failed(1, 4, 25) is False and runner.too_many_failed(2, 4, 25) is True
+
+
+# ------------------------------------------------------------------ the GSM8K gate
+
+GATE_LOG_ON_HOST = "/var/lib/llmfleet/work/runs/run-1/gate/gsm8k.log"
+
+
+def _gsm8k_host(net: FakeNetwork, tmp_path: Path, accuracy: float) -> tuple[Any, dict[str, Any]]:
+    """A serving host whose new server answers `accuracy` of the gate's GSM8K questions."""
+    h = _serving_host(net, new_server_dies=False)
+    h.on(r"sglang\.test\.few_shot_gsm8k", 0)
+    h.on(r"^test -f ", 1)
+    h.on(r"^install -d ", 0)
+    h.files[GATE_LOG_ON_HOST] = f"Accuracy: {accuracy:.3f}\nInvalid: 0.000\nLatency: 2.1 s\n".encode()
+    data = tmp_path / "gsm8k.jsonl"
+    data.write_text('{"question": "1+1?", "answer": "#### 2"}\n')
+    return h, {"gate_gsm8k": 5, "gate_min_accuracy": 0.9, "gsm8k_file": str(data)}
+
+
+def test_gsm8k_gate_below_the_threshold_rolls_back_with_the_accuracy_as_cause(tmp_path):
+    net = FakeNetwork()
+    h, sets = _gsm8k_host(net, tmp_path, 0.6)
+    ctx = _ctx(net, sets)
+    with pytest.raises(StepFailed, match="rolled back"):
+        rollout.replace(ctx, ctx.deployment, ["docker", "run", "-d", "--name", "llmfleet-sglang", "img"], "config changed")
+    assert ctx.outcome == "rolled back (accuracy 0.6 below 0.9 on 5 questions)"
+    quiz = h.ran(r"few_shot_gsm8k")
+    assert len(quiz) == 1  # the restored server is gated on health and generation, not quizzed again
+    assert "--num-questions 5" in quiz[0] and "--data-path /llmfleet/data/gsm8k-" in quiz[0]
+    staged = [p for p in h.files if "/data/gsm8k-" in p]
+    assert staged and h.commands.index(h.ran(r"^docker stop")[0]) > h.commands.index(h.ran(r"^test -f ")[0])
+    assert ctx.run.host_files["h1"][rollout.GATE_LOG].startswith(b"Accuracy: 0.600")
+
+
+def test_gsm8k_gate_at_the_threshold_upgrades(tmp_path):
+    net = FakeNetwork()
+    h, sets = _gsm8k_host(net, tmp_path, 0.9)
+    ctx = _ctx(net, sets)
+    status, message = rollout.replace(ctx, ctx.deployment, ["docker", "run", "-d", "--name", "llmfleet-sglang", "img"], "v")
+    assert status == CHANGED and ctx.outcome == "upgraded"
+    assert "GSM8K 0.9 on 5 questions (>= 0.9)" in message
+
+
+def test_gsm8k_gate_without_a_data_file_fails_before_anything_stops():
+    net = FakeNetwork()
+    h = _serving_host(net, new_server_dies=False)
+    ctx = _ctx(net, {"gate_gsm8k": 5})
+    with pytest.raises(StepFailed, match="set gsm8k_file"):
+        rollout.replace(ctx, ctx.deployment, ["docker", "run", "-d", "--name", "llmfleet-sglang", "img"], "v")
+    assert not h.ran(r"^docker (stop|rename|run)")
+
+
+def test_accuracy_verdict():
+    assert rollout.accuracy_verdict("Accuracy: 0.950\n", 20, 1.0) == (0.95, "accuracy 0.95 below 1 on 20 questions")
+    assert rollout.accuracy_verdict("Accuracy: 1.000\n", 5, 1.0) == (1.0, None)
+    assert rollout.accuracy_verdict("Traceback ...\n", 5, 0.5)[1] == "few_shot_gsm8k printed no accuracy on 5 questions"
+
+
+@pytest.mark.parametrize("n, a, error", [
+    ("5", "1.01", "0 < A <= 1"), ("5", "0", "0 < A <= 1"), ("5", "x", "0 < A <= 1"),
+    (None, "0.8", "needs --gate-gsm8k"), ("0", None, "1 or more"),
+])  # fmt: skip
+def test_gate_flags_are_checked(n, a, error):
+    from llmfleet.cli.deploy import gate_vars
+    from llmfleet.errors import InputError
+
+    with pytest.raises(InputError, match=error):
+        gate_vars(n, a)
+
+
+def test_gate_flags_become_settings():
+    from llmfleet.cli.deploy import gate_vars
+
+    assert gate_vars("20", "1.0") == {"gate_gsm8k": 20, "gate_min_accuracy": 1.0}
+    assert gate_vars(None, None) == {"gate_gsm8k": None}

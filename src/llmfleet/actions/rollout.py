@@ -4,7 +4,8 @@ The order for one host (deploy with a changed config, `invoke restart`, `invoke 
 out of the router (if one is up) -> drained (no request in flight, or `drain_timeout`) ->
 old server stopped gracefully (`docker stop -t`) and KEPT as ``<name>-previous`` -> GPU memory
 seen free (amd-smi / rocm-smi) -> new server started (kernel caches on a host volume) ->
-health gate (/health, /v1/models, a real generation) -> back into the router. A failed
+health gate (/health, /v1/models, a real generation, optionally a few GSM8K questions with the
+real client) -> back into the router. A failed
 gate puts the previous container back (no pull; gated again) unless `rollback` is off.
 Every change goes to the host's audit log and the run's manifest with the image IDs.
 """
@@ -15,10 +16,10 @@ import json
 import time
 from typing import Any, Mapping
 
-from .. import deployment, diagnose, hostlock, router
-from ..commands import docker
+from .. import deployment, diagnose, hostlock, metrics, router
+from ..commands import docker, sglang
 from ..steps import CHANGED, OK, HostContext, StepFailed, spec
-from . import server
+from . import bench, server
 
 PREVIOUS = "-previous"
 SWAP = "-swap"
@@ -201,11 +202,63 @@ def cache_note(ctx: HostContext, dep: deployment.Deployment) -> None:
 # ------------------------------------------------------------------ the gate
 
 
-def gate(ctx: HostContext, dep: deployment.Deployment, container: str | None = None) -> str:
-    """/health 200 with the model listed, then /health_generate and a real short generation."""
+class GateFailed(StepFailed):
+    """The new server serves but fails a quality check; ``cause`` is the recap's one-line reason."""
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+def stage_gate_data(ctx: HostContext) -> None:
+    """Stage the GSM8K file the gate needs (bench's stage_data) before the host leaves the router."""
+    if not ctx.settings.gate_gsm8k:
+        return
+    if not ctx.settings.gsm8k_file:
+        raise StepFailed("gate_gsm8k needs a GSM8K test.jsonl on the control node: set gsm8k_file")
+    _, note = bench.stage_data(ctx, {"files": ["gsm8k"]})
+    ctx.say(f"GSM8K gate: {note}")
+
+
+GATE_LOG = "gate/gsm8k.log"  # in the archive, beside the host's files (not accuracy/: reports never count it)
+
+
+def accuracy_verdict(text: str, n: int, minimum: float) -> tuple[float, str | None]:
+    """(accuracy, cause when the gate fails) from a few_shot_gsm8k log."""
+    found = metrics.parse_text(text).get("accuracy")
+    if not isinstance(found, (int, float)):
+        return 0.0, f"few_shot_gsm8k printed no accuracy on {n} questions"
+    if found < minimum:
+        return float(found), f"accuracy {found:g} below {minimum:g} on {n} questions"
+    return float(found), None
+
+
+def gsm8k_gate(ctx: HostContext, dep: deployment.Deployment) -> str:
+    """A few GSM8K questions with the real client inside the new container, against the new server."""
+    n, minimum = ctx.settings.gate_gsm8k, ctx.settings.gate_min_accuracy
+    if not (ctx.state.data or {}).get("gsm8k"):  # restart and rollback stage it here
+        stage_gate_data(ctx)
+    data = (ctx.state.data or {})["gsm8k"]
+    argv = sglang.gsm8k(dep.server.port, n, data, parallel=ctx.settings.parallel)
+    log = f"{deployment.CONTAINER_WORKDIR}/runs/{ctx.run.run_id or 'no-run'}/{GATE_LOG}"
+    text = bench._run_logged(ctx, dep, argv, log, ctx.settings.accuracy_timeout)
+    ctx.run.keep(ctx.name, GATE_LOG, text)
+    found, cause = accuracy_verdict(text, n, minimum)
+    if cause:
+        raise GateFailed(f"health gate: {cause} (the client's log is archived as {GATE_LOG})", cause)
+    return f"GSM8K {found:g} on {n} questions (>= {minimum:g})"
+
+
+def gate(ctx: HostContext, dep: deployment.Deployment, container: str | None = None, accuracy: bool = True) -> str:
+    """/health 200 with the model listed, then /health_generate and a real short generation, then
+    (`gate_gsm8k` > 0 and `accuracy`) a few GSM8K questions at `gate_min_accuracy` or better."""
     name = container or dep.container
+    quiz = accuracy and ctx.settings.gate_gsm8k > 0 and name == dep.container
     if ctx.mode != "apply":
         ctx.planned.append(f"gate: /health 200, /v1/models lists {dep.model.hf_id}, /health_generate 200, a /generate")
+        if quiz:
+            ctx.planned.append(f"gate: {ctx.settings.gate_gsm8k} GSM8K questions (few_shot_gsm8k in {name}), "
+                               f"accuracy >= {ctx.settings.gate_min_accuracy:g}")  # fmt: skip
         return ""
     serving = server.wait_serving(ctx, dep, name)
     r = ctx.probe(docker.exec_(name, ["python3", "-c", GENERATE_PROBE, str(dep.server.port)]), timeout=180)
@@ -215,7 +268,8 @@ def gate(ctx: HostContext, dep: deployment.Deployment, container: str | None = N
         answer = {}
     if answer.get("health_generate") != 200 or answer.get("generate") != 200 or not answer.get("tokens"):
         raise StepFailed(server.failure_report(ctx, dep, f"health gate: serves but does not generate ({answer or r.stderr.strip()[-200:]})", name))
-    return f"{serving}; generated {answer['tokens']} tokens"
+    passed = f"{serving}; generated {answer['tokens']} tokens"
+    return f"{passed}; {gsm8k_gate(ctx, dep)}" if quiz else passed
 
 
 def cause_of(ctx: HostContext, container: str) -> str:
@@ -272,14 +326,15 @@ def take_out(ctx: HostContext, dep: deployment.Deployment) -> bool:
     return was_in
 
 
-def bring_up(ctx: HostContext, dep: deployment.Deployment, start_argv: list[str], was_in: bool) -> str:
+def bring_up(ctx: HostContext, dep: deployment.Deployment, start_argv: list[str], was_in: bool,
+             accuracy: bool = True) -> str:  # fmt: skip
     """GPU memory free, start, gate, back into the router."""
     note = wait_gpu_free(ctx)
     if note:
         ctx.say(note)
     cache_note(ctx, dep)
     ctx.change(start_argv)
-    passed = gate(ctx, dep)
+    passed = gate(ctx, dep, accuracy=accuracy)
     if was_in or _router() is not None:
         join_router(ctx, worker_url(ctx, dep.server.port))
     return passed
@@ -287,6 +342,7 @@ def bring_up(ctx: HostContext, dep: deployment.Deployment, start_argv: list[str]
 
 def replace(ctx: HostContext, dep: deployment.Deployment, run_argv: list[str], why: str) -> tuple[str, str]:
     """Rolling replacement of a serving container (see the module doc); raises StepFailed after a rollback."""
+    stage_gate_data(ctx)  # before anything stops: a missing data file fails with the host still serving
     before = image_of(ctx, dep.container)
     prev = previous_name(dep.container)
     was_in = take_out(ctx, dep)
@@ -296,15 +352,19 @@ def replace(ctx: HostContext, dep: deployment.Deployment, run_argv: list[str], w
     try:
         passed = bring_up(ctx, dep, run_argv, was_in)
     except StepFailed as exc:
-        return _after_failed_gate(ctx, dep, str(exc), before, was_in)
+        return _after_failed_gate(ctx, dep, exc, before, was_in)
     after = image_of(ctx, dep.container)
     record(ctx, "deploy", "upgraded", before, after, why)
     return CHANGED, f"{dep.container} replaced ({why}); {passed}; previous kept as {prev}"
 
 
-def _after_failed_gate(ctx: HostContext, dep: deployment.Deployment, failure: str, before: str | None,
+def _after_failed_gate(ctx: HostContext, dep: deployment.Deployment, exc: StepFailed, before: str | None,
                        was_in: bool) -> tuple[str, str]:  # fmt: skip
-    cause = cause_of(ctx, dep.container) if exists(ctx, dep.container) else "the new server did not start"
+    failure = str(exc)
+    if isinstance(exc, GateFailed):
+        cause = exc.cause
+    else:
+        cause = cause_of(ctx, dep.container) if exists(ctx, dep.container) else "the new server did not start"
     after = image_of(ctx, dep.container)
     if not ctx.settings.rollback:
         record(ctx, "deploy", f"failed, left as is ({cause})", before, after)
@@ -313,11 +373,11 @@ def _after_failed_gate(ctx: HostContext, dep: deployment.Deployment, failure: st
     ctx.say(f"gate failed ({cause}): rolling back to {previous_name(dep.container)}")
     ctx.change(docker.remove(dep.container))
     ctx.change(docker.rename(previous_name(dep.container), dep.container))
-    try:
-        bring_up(ctx, dep, docker.start(dep.container), was_in)
-    except StepFailed as exc:
+    try:  # the previous container served before: health and generation gate it, not the accuracy quiz
+        bring_up(ctx, dep, docker.start(dep.container), was_in, accuracy=False)
+    except StepFailed as back:
         record(ctx, "deploy", f"rollback failed ({cause})", before, image_of(ctx, dep.container))
-        raise StepFailed(f"{failure}\n  the rollback failed too: {exc}") from None
+        raise StepFailed(f"{failure}\n  the rollback failed too: {back}") from None
     record(ctx, "deploy", f"rolled back ({cause})", after, before)
     raise StepFailed(f"{failure}\n  rolled back: {dep.container} serves its previous container again")
 

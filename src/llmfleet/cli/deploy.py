@@ -45,6 +45,24 @@ def _num(value: Any, name: str) -> int | None:
         raise InputError(f"--{name} takes a whole number, not {value!r}") from None
 
 
+def gate_vars(questions: Any, minimum: Any) -> dict[str, Any]:
+    """`--gate-gsm8k N --gate-min-accuracy A` as settings; A alone is a mistake, and 0 < A <= 1."""
+    n = _num(questions, "gate-gsm8k")
+    if n is not None and n < 1:
+        raise InputError(f"--gate-gsm8k takes a number of questions (1 or more), not {questions!r}")
+    if minimum in (None, ""):
+        return {"gate_gsm8k": n}
+    if n is None:
+        raise InputError("--gate-min-accuracy needs --gate-gsm8k N (how many GSM8K questions the gate asks)")
+    try:
+        a = float(minimum)
+    except (TypeError, ValueError):
+        a = -1.0
+    if not 0 < a <= 1:
+        raise InputError(f"--gate-min-accuracy takes an accuracy with 0 < A <= 1, not {minimum!r}")
+    return {"gate_gsm8k": n, "gate_min_accuracy": a}
+
+
 def _mode(dry_run: bool, check: bool) -> str:
     if dry_run and check:
         raise InputError("--dry-run and --check exclude each other")
@@ -107,6 +125,8 @@ def _run(playbook: str, hosts: str, inventory: str | None, mode: str, cli_vars: 
         "health_timeout": "Seconds to wait for the server to serve (default 1800)",
         "max_fail_percentage": "With --serial: stop after a batch whose failed share exceeds this (default 0)",
         "no_rollback": "A host failing its health gate stays as it is (no rollback to its previous container)",
+        "gate_gsm8k": "Replaced servers also pass N GSM8K questions (the real few_shot_gsm8k; gsm8k_file staged)",
+        "gate_min_accuracy": "With --gate-gsm8k: the lowest passing accuracy, 0 < A <= 1 (default 0.85)",
         "dry_run": "Connect to nothing; print each host's exact commands",
         "check": "Connect and gather facts; report what would change; change nothing",
     },
@@ -115,7 +135,7 @@ def _run(playbook: str, hosts: str, inventory: str | None, mode: str, cli_vars: 
 @run_task
 def deploy(c, hosts="", model="", inventory=None, quant=None, tool_calls=False, eagle3=False, context_length=None,
            image_source=None, image=None, sglang_version=None, port=None, health_timeout=None, forks=None, serial=None,
-           max_fail_percentage=None, no_rollback=False,
+           max_fail_percentage=None, no_rollback=False, gate_gsm8k=None, gate_min_accuracy=None,
            dry_run=False, check=False, json=False, hf_token_file=None, set=None):  # fmt: skip
     """Deploy SGLang Llama 4 on the hosts: preflight, image, server container, health."""
     if not model:
@@ -132,6 +152,7 @@ def deploy(c, hosts="", model="", inventory=None, quant=None, tool_calls=False, 
         "port": _num(port, "port"),
         "health_timeout": _num(health_timeout, "health-timeout"),
         "rollback": False if no_rollback else None,
+        **gate_vars(gate_gsm8k, gate_min_accuracy),
         **parse_sets(set),
     }
     return _run("deploy", hosts, inventory, _mode(dry_run, check), cli_vars, forks, serial, hf_token_file, json,
