@@ -102,6 +102,9 @@ class Settings(schema.Struct, frozen=True, kw_only=True):
     seed: int | None
     bench_timeout: Seconds
     telemetry: bool
+    # bench through the router (invoke bench --via-router)
+    router_url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/]+$")] | None
+    router_bench_host: str | None
     # accuracy
     num_questions: Positive | None
     gsm8k_file: str | None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import playbook_run, runner, yamlsrc
+from .. import inventory as inventory_mod
+from .. import paths, playbook_run, router, runner, yamlsrc
 from ..errors import EXIT_FAILED, InputError
 from . import render
 from .common import console, print_json, run_task, task
@@ -61,6 +62,17 @@ def gate_vars(questions: Any, minimum: Any) -> dict[str, Any]:
     if not 0 < a <= 1:
         raise InputError(f"--gate-min-accuracy takes an accuracy with 0 < A <= 1, not {minimum!r}")
     return {"gate_gsm8k": n, "gate_min_accuracy": a}
+
+
+def router_vars(hosts: str, inventory: str | None) -> dict[str, Any]:
+    """The router's URL (from router.up's state) and the host whose container runs the client (the first selected)."""
+    st = router.current()
+    if st is None:
+        raise InputError("--via-router: no router is up; start one with `invoke router.up --hosts GROUP`")
+    selected = inventory_mod.load_inventory(inventory or paths.default_inventory()).select(hosts or "all")
+    if not selected:
+        raise InputError(f"--hosts {hosts!r} selects no host")
+    return {"router_url": st.url, "router_bench_host": selected[0].name}
 
 
 def _mode(dry_run: bool, check: bool) -> str:
@@ -190,14 +202,16 @@ def restart(c, hosts="", inventory=None, forks=None, serial=None, dry_run=False,
         "no_warmup": "Skip the warm-up pass before the low profile",
         "accuracy": "Also run the GSM8K check, in the same run and archive (playbooks/session.yml): one report",
         "num_questions": "GSM8K questions with --accuracy (default 200)",
+        "via_router": "Bench through the router (router.up): the client runs in the first host's container against "
+                      "the router's URL; results in the run's router/ folder, every host's server log collected",
         "dry_run": "Print each host's commands",
     },
     iterable=["set"],
 )
 @run_task
 def bench(c, hosts="", model="", inventory=None, profile="all", num_prompts=None, max_concurrency=None, input_len=None,
-          output_len=None, dataset=None, no_warmup=False, accuracy=False, num_questions=None, forks=None, dry_run=False,
-          json=False, set=None):  # fmt: skip
+          output_len=None, dataset=None, no_warmup=False, accuracy=False, num_questions=None, via_router=False, forks=None,
+          dry_run=False, json=False, set=None):  # fmt: skip
     """Run the cookbook's benchmark profiles in every container (and GSM8K with --accuracy); archive the logs."""
     cli_vars = {
         "model": model or None,
@@ -212,6 +226,11 @@ def bench(c, hosts="", model="", inventory=None, profile="all", num_prompts=None
         **parse_sets(set),
     }
     playbook = "session" if accuracy else "bench"
+    if via_router:
+        if accuracy:
+            raise InputError("--via-router benches the router only; run --accuracy without it")
+        cli_vars.update(router_vars(hosts, inventory))
+        playbook = "bench-router"
     return _run(playbook, hosts, inventory, _mode(dry_run, False), cli_vars, forks, None, None, json)
 
 

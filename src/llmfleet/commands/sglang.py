@@ -80,12 +80,14 @@ class BenchSpec:
     tokenizer: str | None = None
     output_file: str | None = None
     seed: int | None = None
+    base_url: str | None = None  # set: bench this URL (the router), not the local server on `port`
 
 
 def bench_serving(spec: BenchSpec) -> list[str]:
-    """`python3 -m sglang.bench_serving` with the cookbook's flags, against the local server."""
+    """`python3 -m sglang.bench_serving` with the cookbook's flags, against the local server (or `base_url`)."""
     argv = ["python3", "-m", "sglang.bench_serving", "--backend", "sglang"]
-    argv += ["--host", "127.0.0.1", "--port", str(spec.port), "--model", spec.hf_id]
+    target = ["--base-url", spec.base_url] if spec.base_url else ["--host", "127.0.0.1", "--port", str(spec.port)]
+    argv += [*target, "--model", spec.hf_id]
     if spec.tokenizer:
         argv += ["--tokenizer", spec.tokenizer]
     if spec.dataset == "sharegpt-file":
