@@ -1,21 +1,27 @@
-"""Image relay: the control node sends an image once; hosts that have it feed the others.
+"""Image relay: the control node sends an image once; hosts that receive it pass it on while they load it.
 
-Shape (chosen from measurements, see benchmarks/README.md): a greedy binomial tree. The
-first host that needs the image gets it from the control node; from then on every host
-that holds it (it already had it, or it has just loaded and verified it) feeds one waiting
-host at a time over the cluster network, so holders double each round (~log2(N) rounds
-after the one transfer through the control uplink). Each hop is an independent, verified
-transfer: a feeder that fails or is cut mid-transfer is dropped and its receiver is fed by
-another holder (the control node only when no holder is left); a receiver that fails is
-reported and its feeder goes on with the next host.
+Shape (chosen from measurements, see README "Fleet-scale speed"): a streamed chain. The first
+host that needs the image gets it from the control node; every host that is receiving it
+spools the bytes it receives (as received: compressed or not, never recompressed) to a file
+in its relay folder while it pipes them into ``docker load``, and serves that spool to the
+next host at the same time (``tail -f`` until its own transfer ends). So the image crosses the
+control uplink once and every host-to-host hop runs concurrently with it: the whole fleet
+takes about one transfer's time instead of ~log2(N) rounds of a tree. A host that finished
+(or already had the image) keeps feeding from its spool (or ``docker save``) while others wait.
+
+Each hop is verified (image ID) and independent: a feeder that fails or is cut mid-transfer
+is dropped and its receiver starts again from another streamer or holder (the control node
+only when nobody holds or streams the image); a receiver that fails is reported and the
+others go on.
 
 How a receiver reaches its feeder: over SSH with a key made for this run. The receiver
-gets the private key (0600, in a private temp folder) and a known_hosts file holding the
+gets the private key (0600, in its private relay folder) and a known_hosts file holding the
 feeder's host key as the control node verified it; the feeder's authorized_keys gets one
-line ``restrict,from="<receiver>",expiry-time="...",command="docker save TAG [| zstd]"``:
-the key can do nothing else, from nowhere else, and expires even if nobody removes it.
-Nothing new listens anywhere (the hosts' own sshd serves); the line, the key and the temp
-folder are removed after every hop, also when it fails.
+line ``restrict,from="<receiver>",expiry-time="...",command="<serve the spool>"``: the key
+can do nothing else, from nowhere else, and expires even if nobody removes it. Nothing new
+listens anywhere (the hosts' own sshd serves); the line is removed after every hop, the
+folder (key, spool) when the host leaves the relay, also when it fails or on Ctrl-C, and a
+later run removes what a cut host kept.
 
 :class:`Relay` is the cross-host coordination (one per image per run, in
 ``RunContext.shared``): pure threading, no I/O, unit-tested with scripted hosts.
@@ -50,13 +56,16 @@ class Hop:
 class Relay:
     """Who holds the image, who waits for it, who feeds whom; threads block in :meth:`feeder_for`."""
 
-    fanout: int = 1  # transfers a holder feeds at once
+    fanout: int = 1  # transfers a holder (or a streaming receiver) feeds at once
+    stream: bool = True  # a receiver feeds others while it receives (chain); False: only finished holders (tree)
     holders: dict[str, int] = field(default_factory=dict)  # holder -> transfers it is feeding now
+    streams: dict[str, int] = field(default_factory=dict)  # receiving now (spooling) -> transfers it is feeding now
     waiting: list[str] = field(default_factory=list)
     bad: dict[str, str] = field(default_factory=dict)  # holder dropped -> why
     sources: dict[str, str] = field(default_factory=dict)  # receiver -> where its image came from
     control_busy: bool = False
     inflight: int = 0
+    cancelled: bool = False
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
     def hold(self, host: str) -> None:
@@ -66,13 +75,28 @@ class Relay:
                 self.holders.setdefault(host, 0)
             self._cond.notify_all()
 
-    def _pick(self) -> str | None:
+    def _pick(self, host: str) -> str | None:
         free = [h for h, n in self.holders.items() if n < self.fanout]
         if free:
             return min(free, key=lambda h: self.holders[h])
-        if not self.holders and not self.control_busy:
-            return CONTROL  # nobody holds it (yet, or any more): the control node sends it
+        streaming = [h for h, n in self.streams.items() if n < self.fanout and h != host]
+        if streaming:
+            return streaming[0]  # the oldest stream with a free slot: the tail of the chain
+        if not self.holders and not self.streams and not self.control_busy:
+            return CONTROL  # nobody holds or receives it (yet, or any more): the control node sends it
         return None
+
+    def _feeding(self, feeder: str, delta: int) -> None:
+        for table in (self.holders, self.streams):
+            if feeder in table:
+                table[feeder] += delta
+                return
+
+    def cancel(self) -> None:
+        """Ctrl-C: nobody is fed any more; waiters raise, servers leave."""
+        with self._cond:
+            self.cancelled = True
+            self._cond.notify_all()
 
     def feeder_for(self, host: str, timeout: float | None = None) -> Hop:
         """Block until a feeder is free for ``host``; first come, first fed."""
@@ -81,7 +105,9 @@ class Relay:
             self.waiting.append(host)
             try:
                 while True:
-                    feeder = self._pick() if self.waiting[0] == host else None
+                    if self.cancelled:
+                        raise Cancelled("the run was interrupted")
+                    feeder = self._pick(host) if self.waiting[0] == host else None
                     if feeder is not None:
                         break
                     left = None if deadline is None else deadline - time.monotonic()
@@ -94,7 +120,9 @@ class Relay:
             if feeder == CONTROL:
                 self.control_busy = True
             else:
-                self.holders[feeder] += 1
+                self._feeding(feeder, +1)
+            if self.stream:
+                self.streams[host] = 0
             self.inflight += 1
             return Hop(feeder, host)
 
@@ -104,15 +132,17 @@ class Relay:
             self.inflight -= 1
             if hop.feeder == CONTROL:
                 self.control_busy = False
-            elif hop.feeder in self.holders:
-                self.holders[hop.feeder] -= 1
+            else:
+                self._feeding(hop.feeder, -1)
             if feeder_failed is not None and hop.feeder != CONTROL:
                 self.holders.pop(hop.feeder, None)
+                self.streams.pop(hop.feeder, None)
                 self.bad[hop.feeder] = feeder_failed
+            feeding = self.streams.pop(hop.receiver, 0)  # whom it feeds from its spool goes on being fed
             if ok:
                 self.sources[hop.receiver] = hop.feeder
                 if hop.receiver not in self.bad:
-                    self.holders.setdefault(hop.receiver, 0)
+                    self.holders[hop.receiver] = self.holders.get(hop.receiver, 0) + feeding
             self._cond.notify_all()
 
     def needed(self) -> bool:
@@ -124,7 +154,8 @@ class Relay:
         """Block while ``host`` may still be asked to feed (waiters or transfers in flight), then leave."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while (self.waiting or self.inflight > 0 or self.holders.get(host, 0) > 0) and host in self.holders:
+            while (self.waiting or self.inflight > 0 or self.holders.get(host, 0) > 0) and host in self.holders \
+                    and not self.cancelled:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     break
@@ -138,7 +169,12 @@ class Relay:
         """``host``'s thread is going (its step failed): it can feed nobody any more."""
         with self._cond:
             self.holders.pop(host, None)
+            self.streams.pop(host, None)
             self._cond.notify_all()
+
+
+class Cancelled(Exception):
+    """The run was interrupted (Ctrl-C): no more hops start."""
 
 
 # --- commands of one hop -----------------------------------------------------------------
@@ -179,11 +215,6 @@ def remove_lines(comment: str) -> list[str]:
     return ["sh", "-c", script, "sh", comment]
 
 
-def tools_probe() -> list[str]:
-    """What a host has for a hop: zstd, ssh, bash (one line of names)."""
-    return ["sh", "-c", "for t in zstd ssh bash; do command -v $t >/dev/null 2>&1 && printf '%s ' $t; done; echo"]
-
-
 KEEPALIVE_S = 5  # the receiver prints a line this often, so a silent channel means a stalled hop
 
 
@@ -197,30 +228,85 @@ def ssh_argv(tmpdir: str, address: str, port: int, user: str | None) -> list[str
             "-T", "-p", str(port), target]  # fmt: skip
 
 
-def receive_script(source: Sequence[str] | None, decompress: bool) -> str:
-    """The receiver's pipeline (bash): [ssh feeder | dd (progress)] | [zstd -d] | docker load.
+INCOMPLETE = 97  # what a spool's server exits with when its host's own transfer did not finish
 
-    ``source`` None reads stdin (the control node's hop). A keepalive line every few
-    seconds lets the control node tell a slow hop from a dead one; the last line is
-    ``relay-status <exit codes of the stages>``, so the caller knows which side failed
-    (ssh's 255: the feeder or the path to it).
+
+def serve_spool(folder: str) -> str:
+    """What the feeder's sshd runs for a receiver: its spool from the first byte, following it while it grows.
+
+    Waits (up to 30 s) for the feeder's own transfer to start, follows the spool until that
+    transfer ends, and exits ``INCOMPLETE`` unless it ended well: a receiver never mistakes
+    a cut stream for a whole one. Its PID goes to ``serving`` so a cleanup can stop it.
     """
-    stages = [f"{shell.join(list(source))} | dd bs=1M status=progress"] if source else []
+    if not re.fullmatch(r"/[A-Za-z0-9_./-]+", folder):
+        raise ValueError(f"bad relay folder {folder!r}")
+    d = folder
+    return (f"i=0; while [ ! -s {d}/pid ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; "
+            f"[ -s {d}/pid ] || exit {INCOMPLETE}; "
+            f"tail -c +1 --pid=$(cat {d}/pid) -f {d}/spool & t=$!; echo $t >> {d}/serving; wait $t; "
+            f"[ -e {d}/ok ] || exit {INCOMPLETE}")  # fmt: skip
+
+
+def receive_script(source: Sequence[str] | None, decompress: bool, spool: str | None = None) -> str:
+    """The receiver's pipeline (bash): [ssh feeder | dd (progress)] | [tee spool] | [zstd -d] | docker load.
+
+    ``source`` None reads stdin (the control node's hop). With ``spool`` (the host's relay
+    folder) the bytes are also written, as received, to ``spool/spool`` for the hosts this
+    one feeds, with its PID in ``pid`` and ``ok`` when every stage succeeded. A keepalive
+    line every few seconds lets the control node tell a slow hop from a dead one; the last
+    line is ``relay-status <exit codes of the stages>``, so the caller knows which side
+    failed (ssh's 255: the path to the feeder; ``INCOMPLETE``: the feeder's own stream broke).
+    """
+    stages = [f"{shell.join(list(source))} | dd bs=1M status=progress"] if source else ["cat"]
+    prelude = ""
+    if spool:
+        prelude = f"rm -f {spool}/spool {spool}/ok; : > {spool}/spool; echo $$ > {spool}/pid; "
+        stages.append(f"tee {spool}/spool")
     if decompress:
         stages.append("zstd -q -d -c")
     stages.append("docker load")
-    pipeline = " | ".join(stages) if source else "cat | " + " | ".join(stages)
-    return (f"(while sleep {KEEPALIVE_S}; do echo relay-alive; done) & ka=$!; "
-            f"{pipeline}; st=\"${{PIPESTATUS[*]}}\"; kill $ka 2>/dev/null; echo \"relay-status $st\"")  # fmt: skip
+    done = f"case \"$st\" in *[1-9]*) ;; *) touch {spool}/ok;; esac; " if spool else ""
+    return (f"{prelude}(while sleep {KEEPALIVE_S}; do echo relay-alive; done) & ka=$!; "
+            f"{' | '.join(stages)}; st=\"${{PIPESTATUS[*]}}\"; kill $ka 2>/dev/null; {done}echo \"relay-status $st\"")  # fmt: skip
 
 
-def receive_command(source: Sequence[str] | None, decompress: bool) -> str:
-    return shell.join(["bash", "-c", receive_script(source, decompress)]) + " 2>&1"
+def relay_folder() -> list[str]:
+    """Make this run's private relay folder on a host (printed), and list the tools a hop needs."""
+    script = ('umask 077; d=$(mktemp -d /tmp/llmfleet-relay.XXXXXXXX) && echo "$d" && '
+              "for t in zstd ssh bash tail tee; do command -v $t >/dev/null 2>&1 && printf '%s ' $t; done; echo")  # fmt: skip
+    return ["sh", "-c", script]
+
+
+def stop_serving(folder: str) -> list[str]:
+    """Stop the spool servers of a relay folder (a receiver that was cut leaves its one behind) and remove it."""
+    script = 'if [ -f "$1/serving" ]; then for p in $(cat "$1/serving"); do kill "$p" 2>/dev/null; done; fi; rm -rf "$1"'
+    return ["sh", "-c", script, "sh", folder]
+
+
+def clear_stale() -> list[str]:
+    """What earlier runs left (a host cut mid-relay could not be cleaned): relay key lines and relay folders.
+
+    Run while this run holds the host's deploy lock, so no other run is using them.
+    """
+    script = ('f="$HOME/.ssh/authorized_keys"; if [ -f "$f" ] && grep -q -F "$1" "$f"; then '
+              'grep -v -F -- "$1" "$f" > "$f.llmfleet-relay"; cat "$f.llmfleet-relay" > "$f"; rm -f "$f.llmfleet-relay"; fi; '
+              'for d in /tmp/llmfleet-relay.*; do [ -d "$d" ] || continue; '
+              '[ -f "$d/serving" ] && for p in $(cat "$d/serving"); do kill "$p" 2>/dev/null; done; rm -rf "$d"; done; true')  # fmt: skip
+    return ["sh", "-c", script, "sh", KEY_TAG]
+
+
+def receive_command(source: Sequence[str] | None, decompress: bool, spool: str | None = None) -> str:
+    return shell.join(["bash", "-c", receive_script(source, decompress, spool)]) + " 2>&1"
 
 
 def feeder_failed(codes: list[int] | None) -> bool:
     """ssh (the first stage of a pulled hop) ended 255: the feeder or the path to it failed."""
     return codes is not None and len(codes) > 0 and codes[0] == 255
+
+
+def feed_broke(codes: list[int] | None) -> bool:
+    """The feeder's own stream ended unfinished (its upstream failed): start again elsewhere, it is not to blame."""
+    return codes is not None and len(codes) > 0 and codes[0] == INCOMPLETE
 
 
 def parse_status(output: str) -> list[int] | None:

@@ -17,9 +17,10 @@ import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from . import hostlock, shell
 from .errors import InputError
@@ -330,8 +331,9 @@ def run(
         for batch in batches(plans, serial):
             with ThreadPoolExecutor(max_workers=max(1, min(forks, len(batch)))) as pool:
                 futures = {p.host.name: pool.submit(_run_host, ctx, p, actions, connect, per_host[p.host.name]) for p in batch}
-                for name, fut in futures.items():
-                    report.recap[name] = fut.result()
+                with _interruptible(ctx):
+                    for name, fut in futures.items():
+                        report.recap[name] = fut.result()
             failed = sum(not report.recap[p.host.name].success for p in batch)
             if serial and too_many_failed(failed, len(batch), limit):
                 for p in plans:
@@ -355,19 +357,49 @@ def _run_staged(ctx: RunContext, plans: Sequence[HostPlan], actions: Mapping[str
     with ThreadPoolExecutor(max_workers=max(1, len(plans))) as pool:
         futures = {p.host.name: pool.submit(_run_host, ctx, p, actions, connect, per_host[p.host.name], turns)
                    for p in plans}  # fmt: skip
-        for n in names:
-            turns.arrived[n].wait()
-        stop = False
-        for batch in batches(names, serial):
-            if stop:
-                turns.admit(batch, stop=True)
-                continue
-            turns.admit(batch)
-            for n in batch:
-                report.recap[n] = futures[n].result()
-            stop = too_many_failed(sum(not report.recap[n].success for n in batch), len(batch), limit)
-        for n in names:
+        try:
+            with _interruptible(ctx):
+                _admit_batches(names, serial, limit, turns, futures, report)
+        except KeyboardInterrupt:
+            turns.admit(names, stop=True)  # hosts still waiting for their turn end too
+            raise
+
+
+def _admit_batches(names: list[str], serial: str, limit: float, turns: Turns, futures: Mapping[str, Any],
+                   report: RunReport) -> None:  # fmt: skip
+    """Let the batches go one after the other; the first one whose failed share is too high stops the rest."""
+    for n in names:
+        turns.arrived[n].wait()
+    stop = False
+    for batch in batches(names, serial):
+        if stop:
+            turns.admit(batch, stop=True)
+            continue
+        turns.admit(batch)
+        for n in batch:
             report.recap[n] = futures[n].result()
+        stop = too_many_failed(sum(not report.recap[n].success for n in batch), len(batch), limit)
+    for n in names:
+        report.recap[n] = futures[n].result()
+
+
+@contextmanager
+def _interruptible(ctx: RunContext) -> Iterator[None]:
+    """Ctrl-C while hosts work: call what the steps registered in ``shared["on_interrupt"]`` (stop transfers),
+
+    so the hosts' threads end (and clean up, and release their locks) soon instead of
+    finishing long transfers; then the interrupt goes on.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        ctx.shared["interrupted"] = True
+        for stop in list(ctx.shared.get("on_interrupt", [])):
+            try:
+                stop()
+            except Exception:  # noqa: BLE001 - one failing hook must not keep the others from stopping
+                pass
+        raise
 
 
 def events_jsonl(events: list[dict[str, Any]]) -> str:

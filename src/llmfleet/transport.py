@@ -27,6 +27,7 @@ from llmfleet.errors import InputError
 
 CONNECT_TIMEOUT_S = 15
 _WINDOW = 16 * 2**20  # bigger SSH windows: image pushes are hundreds of MB
+INTERRUPTED = 130  # the exit code of a command whose channel interrupt() closed (as a shell says for Ctrl-C)
 MAX_JUMPS = 8  # a longer chain of gateways is a loop in ~/.ssh/config, not a network
 
 
@@ -233,6 +234,8 @@ class Session:
         self._hops: list[Connection] = []
         self._config = Config()
         self._sftp: paramiko.SFTPClient | None = None
+        self._channels: set[paramiko.Channel] = set()  # commands in flight (interrupt() closes them)
+        self._interrupted: set[paramiko.Channel] = set()
 
     # -- connection -------------------------------------------------------------------
     def _known_hosts(self) -> str:
@@ -326,6 +329,15 @@ class Session:
             self._conn = None
             self._hops = []
 
+    def interrupt(self) -> None:
+        """Close the channels of the commands in flight (from another thread: Ctrl-C); the connection stays for cleanup.
+
+        The remote side sees its stdin end and its output closed, so a transfer's pipeline stops.
+        """
+        for chan in list(self._channels):
+            self._interrupted.add(chan)
+            chan.close()
+
     def __enter__(self) -> "Session":
         return self.open()
 
@@ -363,6 +375,7 @@ class Session:
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise Unreachable(f"cannot open a channel to {self.endpoint.address}: {exc}") from None
         chan.settimeout(idle_timeout if idle_timeout is not None else timeout)
+        self._channels.add(chan)
         out: list[bytes] = []
         err: list[bytes] = []
         stalled: list[bool] = []
@@ -410,9 +423,16 @@ class Session:
             return Result(command, 124, b"".join(out).decode(errors="replace"), what, time.monotonic() - start)
         except (paramiko.SSHException, EOFError, OSError) as exc:
             chan.close()
-            raise Unreachable(f"connection to {self.endpoint.address} broke: {exc}") from None
+            if chan in self._interrupted:
+                code = INTERRUPTED
+            else:
+                raise Unreachable(f"connection to {self.endpoint.address} broke: {exc}") from None
         finally:
             chan.close()
+            self._channels.discard(chan)
+        if chan in self._interrupted:
+            self._interrupted.discard(chan)
+            code = INTERRUPTED
         return Result(
             command,
             code,

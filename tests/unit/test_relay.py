@@ -12,12 +12,18 @@ from llmfleet import relay
 
 
 def _simulate(names: list[str], hop_s: float = 0.02, fail_feeder: str | None = None, fail_receiver: str | None = None,
-              holders: tuple[str, ...] = ()) -> tuple[relay.Relay, dict[str, str], list[tuple[str, str]]]:  # fmt: skip
-    """Each name is a host thread doing what ensure_image does: wait for a feeder, 'transfer', hold, serve."""
-    r = relay.Relay()
+              holders: tuple[str, ...] = (), stream: bool = False) -> tuple[relay.Relay, dict[str, str], list[tuple[str, str]]]:  # fmt: skip
+    """Each name is a host thread doing what ensure_image does: wait for a feeder, 'transfer', hold, serve.
+
+    With ``stream``, a hop from a host that is still receiving ends when that host's own
+    transfer ends, and breaks (the receiver starts again) when that one fails.
+    """
+    r = relay.Relay(stream=stream)
     outcome: dict[str, str] = {}
     hops: list[tuple[str, str]] = []
     lock = threading.Lock()
+    ended: dict[str, threading.Event] = {n: threading.Event() for n in names}
+    good: dict[str, bool] = {}
     for h in holders:
         r.hold(h)
 
@@ -26,14 +32,24 @@ def _simulate(names: list[str], hop_s: float = 0.02, fail_feeder: str | None = N
             hop = r.feeder_for(name, timeout=10)
             with lock:
                 hops.append((hop.feeder, name))
+            streaming_from = hop.feeder if hop.feeder in ended and not ended[hop.feeder].is_set() else None
             time.sleep(hop_s)
+            if streaming_from is not None:
+                ended[streaming_from].wait(10)
+                if not good.get(streaming_from):
+                    r.finished(hop, ok=False, feeder_failed=f"{hop.feeder} cut" if hop.feeder == fail_feeder else None)
+                    continue
             if name == fail_receiver:
+                good[name] = False
+                ended[name].set()
                 r.finished(hop, ok=False)
                 outcome[name] = "failed"
                 return
             if hop.feeder == fail_feeder:
                 r.finished(hop, ok=False, feeder_failed=f"{fail_feeder} cut")
                 continue
+            good[name] = True
+            ended[name].set()
             r.finished(hop, ok=True)
             break
         outcome[name] = hop.feeder
@@ -47,6 +63,57 @@ def _simulate(names: list[str], hop_s: float = 0.02, fail_feeder: str | None = N
         t.join(20)
     assert not any(t.is_alive() for t in threads)
     return r, outcome, hops
+
+
+def test_streamed_chain_each_host_feeds_the_next_while_it_receives():
+    names = [f"h{i}" for i in range(1, 9)]
+    r, outcome, hops = _simulate(names, stream=True)
+    assert [f for f, _ in hops].count(relay.CONTROL) == 1
+    assert all(v != "failed" for v in outcome.values()) and set(outcome) == set(names)
+    # one chain: every source feeds exactly one host, so the hops form a path from the control node
+    sources = list(outcome.values())
+    assert len(set(sources)) == len(sources) == len(names)
+    walk, seen = relay.CONTROL, 0
+    by_source = {src: host for host, src in outcome.items()}
+    while walk in by_source:
+        walk, seen = by_source[walk], seen + 1
+    assert seen == len(names)
+    assert r.inflight == 0 and not r.streams
+
+
+def test_streamed_chain_a_failed_receiver_breaks_only_its_tail_which_is_fed_again():
+    names = [f"h{i}" for i in range(1, 7)]
+    r, outcome, hops = _simulate(names, stream=True, fail_receiver="h3")
+    assert outcome["h3"] == "failed" and "h3" not in r.holders
+    assert all(outcome[n] not in ("failed", "h3") for n in names if n != "h3")
+    assert ("h3", "h4") in hops  # h4 had started from h3, then started again from someone else
+    assert [f for f, _ in hops].count(relay.CONTROL) == 1
+
+
+def test_streamed_chain_a_cut_feeder_is_dropped_and_the_rest_finish():
+    names = [f"h{i}" for i in range(1, 7)]
+    r, outcome, _ = _simulate(names, stream=True, fail_feeder="h2", fail_receiver="h2")
+    assert "h2" in r.bad or outcome["h2"] == "failed"
+    assert all(outcome[n] not in ("failed", "h2") for n in names if n != "h2")
+
+
+def test_cancel_stops_waiters_and_servers():
+    r = relay.Relay(stream=False)
+    assert r.feeder_for("a").feeder == relay.CONTROL
+    got: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            r.feeder_for("b", timeout=5)
+        except BaseException as exc:  # noqa: BLE001 - the test looks at what was raised
+            got.append(exc)
+
+    t = threading.Thread(target=wait)
+    t.start()
+    time.sleep(0.05)
+    r.cancel()
+    t.join(2)
+    assert not t.is_alive() and isinstance(got[0], relay.Cancelled)
 
 
 def test_the_control_node_feeds_exactly_once_and_holders_double():
@@ -86,7 +153,7 @@ def test_a_failed_receiver_is_reported_and_the_rest_finish():
 
 
 def test_a_waiter_with_no_holder_times_out():
-    r = relay.Relay()
+    r = relay.Relay(stream=False)
     first = r.feeder_for("a")
     assert first.feeder == relay.CONTROL
     with pytest.raises(TimeoutError):

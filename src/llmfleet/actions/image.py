@@ -127,23 +127,47 @@ def _zstd_tar(image: ControlImage) -> Path:
     return path
 
 
+def compression_ratio(path: Path, sample_mb: int = 4, points: tuple[float, ...] = (0.1, 0.5, 0.9)) -> float:
+    """How much zstd -1 shrinks samples of a saved image (1.0: not at all, e.g. random or already compressed layers).
+
+    A few MB at a few offsets decide in well under a second whether compressing the whole image pays.
+    """
+    size = path.stat().st_size
+    raw = bytearray()
+    with path.open("rb") as fh:
+        for at in points:
+            fh.seek(int(size * at))
+            raw += fh.read(sample_mb << 20)
+    if not raw:
+        return 1.0
+    proc = subprocess.run(["zstd", "-q", "-1", "-c"], input=bytes(raw), capture_output=True, check=False)
+    return len(raw) / max(1, len(proc.stdout)) if proc.returncode == 0 else 1.0
+
+
+MIN_RATIO = 1.25  # auto: compress only when samples shrink at least this much
+
+
 @dataclass
 class Member:
-    """A host of the relay: how the others reach it, and its session (open while it may feed)."""
+    """A host of the relay: how the others reach it, its private relay folder, its session (open while it may feed)."""
 
     ctx: HostContext
     tools: frozenset[str]
+    folder: str
+    spooled: bool = False  # it received the image in this run: it feeds from its spool, not docker save
 
 
 class RelayRun:
-    """One image's relay in one run: the coordination, the run's SSH key, the members."""
+    """One image's relay in one run: the coordination, the run's SSH key, the members, the stream's format."""
 
-    def __init__(self, run_id: str | None, fanout: int = 1):
-        self.relay = relay.Relay(fanout=fanout)
+    def __init__(self, run_id: str | None, fanout: int = 1, stream: bool = True):
+        self.relay = relay.Relay(fanout=fanout, stream=stream)
         self.members: dict[str, Member] = {}
         self.comment = relay.key_comment(run_id or "run")
         self._lock = threading.Lock()
         self._key: tuple[str, str] | None = None
+        self._compress: bool | None = None
+        self.ratio: float | None = None
 
     def key(self) -> tuple[str, str]:
         """(private key, public key) made on the control node for this run; the private one is a secret."""
@@ -157,17 +181,53 @@ class RelayRun:
                 secrets.register(self._key[0])
             return self._key
 
+    def compress(self, ctx: HostContext, image: ControlImage) -> bool:
+        """The stream's format, decided once: zstd when asked, or (auto) when a sample of the image shrinks enough."""
+        with self._lock:
+            if self._compress is None:
+                mode = ctx.settings.image_compression
+                if mode == "none" or not shutil.which("zstd"):
+                    self._compress = False
+                elif mode == "zstd":
+                    self._compress = True
+                else:
+                    assert image.tar is not None
+                    self.ratio = compression_ratio(image.tar)
+                    self._compress = self.ratio >= MIN_RATIO
+            return self._compress
+
     def join(self, ctx: HostContext) -> Member:
-        tools = frozenset(ctx.probe(relay.tools_probe(), timeout=30).stdout.split())
-        member = Member(ctx, tools)
+        """The host's private relay folder (and what an earlier, cut run left there removed), and its tools."""
+        ctx.probe(relay.clear_stale(), timeout=30)
+        lines = ctx.probe(relay.relay_folder(), timeout=30).stdout.splitlines()
+        folder = lines[0].strip() if lines else ""
+        if not folder.startswith("/tmp/llmfleet-relay."):
+            raise StepFailed(f"cannot make a private relay folder in /tmp on {ctx.name}")
+        member = Member(ctx, frozenset(lines[1].split()) if len(lines) > 1 else frozenset(), folder)
         with self._lock:
             self.members[ctx.name] = member
         return member
 
+    def leave(self, ctx: HostContext) -> None:
+        """The host feeds nobody any more: its spool servers stopped, its folder (key, spool) removed."""
+        self.relay.leave(ctx.name)
+        member = self.members.get(ctx.name)
+        if member is None or ctx.session is None:
+            return
+        try:
+            if ctx.session.run(shell.join(relay.stop_serving(member.folder)), timeout=30).ok:
+                return
+        except Unreachable:
+            pass
+        ctx.say(f"relay: could not remove {member.folder} on {ctx.name}; the next run there removes it")
 
-def _compress(ctx: HostContext, *sides: frozenset[str]) -> bool:
-    mode = ctx.settings.image_compression
-    return mode != "none" and all("zstd" in tools for tools in sides)
+    def interrupt(self) -> None:
+        """Ctrl-C: no new hop starts, every transfer in flight is cut (each host then cleans up)."""
+        self.relay.cancel()
+        for member in list(self.members.values()):
+            stop = getattr(member.ctx.session, "interrupt", None)
+            if stop is not None:
+                stop()
 
 
 def _progress_task(ctx: HostContext, label: str, total: int) -> tuple[Any, Any]:
@@ -183,24 +243,42 @@ def _run_hop_command(ctx: HostContext, command: str, display: str, **kwargs: Any
     return result
 
 
-def _from_control(ctx: HostContext, images: ControlImages, tag: str, me: Member) -> int:
+def _from_control(ctx: HostContext, images: ControlImages, tag: str, me: Member, run: RelayRun | None) -> int:
     image = images.tar(tag)
     assert image.tar is not None
-    compress = _compress(ctx, me.tools, frozenset(["zstd"]) if shutil.which("zstd") else frozenset())
+    compress = (run.compress(ctx, image) if run is not None else _compress(ctx, me.tools)) and "zstd" in me.tools
+    if run is not None and run.compress(ctx, image) and not compress:
+        raise StepFailed(f"{ctx.name} has no zstd to unpack the relay's stream -> install zstd or set image_compression=none")
     src = _zstd_tar(image) if compress else image.tar
     total = src.stat().st_size
     progress, task = _progress_task(ctx, "from control", total)
     display = f"docker save {tag}{' | zstd' if compress else ''} | ssh {ctx.name} docker load  # {total / 1e6:.0f} MB from the control node"
+    spool = me.folder if run is not None else None
     try:
-        result = _run_hop_command(ctx, relay.receive_command(None, compress), display, stdin=_chunks(src),
+        result = _run_hop_command(ctx, relay.receive_command(None, compress, spool), display, stdin=_chunks(src),
                                   on_sent=(lambda n: progress.update(task, advance=n)) if progress else None)  # fmt: skip
     finally:
         if progress is not None:
             progress.remove_task(task)
     codes = relay.parse_status(result.stdout)
+    if result.exit_code == 124 or (not result.ok and not codes):
+        _stalled(ctx, "the control node")
     if not result.ok or not codes or any(codes):
         raise StepFailed(f"docker load from the control node failed ({result.stderr.strip() or result.stdout.strip()[-300:]})")
     return total
+
+
+def _compress(ctx: HostContext, tools: frozenset[str]) -> bool:
+    """Without the relay (each host from the control node): zstd unless switched off and when both sides have it."""
+    return ctx.settings.image_compression != "none" and "zstd" in tools and shutil.which("zstd") is not None
+
+
+def _stalled(ctx: HostContext, source: str) -> None:
+    """A hop that went silent: when this host does not answer either, it is the one cut (unreachable)."""
+    assert ctx.session is not None
+    alive = ctx.session.run("true", timeout=15)
+    if not alive.ok:
+        raise Unreachable(f"{ctx.name} stopped answering while receiving the image from {source}")
 
 
 class FeederFailed(Exception):
@@ -217,18 +295,19 @@ def _known_hosts_lines(feeder: HostContext) -> str:
     return "".join(f"{name} {kind} {key.get_base64()}\n" for kind, key in found.items())
 
 
-def _from_holder(ctx: HostContext, run: RelayRun, feeder: Member, tag: str, me: Member, size: int) -> int:
+def _from_holder(ctx: HostContext, run: RelayRun, feeder: Member, tag: str, me: Member, image: ControlImage) -> int:
+    """Pull the stream from a host that streams or holds the image: its spool (as it grows), else its docker save."""
     fctx = feeder.ctx
     private, public = run.key()
-    compress = _compress(ctx, me.tools, feeder.tools)
+    compress = run.compress(ctx, image)
+    if compress and "zstd" not in me.tools:
+        raise StepFailed(f"{ctx.name} has no zstd to unpack the relay's stream -> install zstd or set image_compression=none")
     ep = getattr(fctx.session, "endpoint", None)  # a real Session's; the scripted one has none
     port, user = (ep.port, ep.user) if ep is not None else (22, None)
-    tmp = ctx.probe(["mktemp", "-d", "/tmp/llmfleet-relay.XXXXXXXX"], timeout=30).stdout.strip()
-    if not tmp.startswith("/tmp/llmfleet-relay."):
-        raise StepFailed(f"cannot make a private temp folder on {ctx.name}")
     comment = f"{run.comment}-{ctx.name}"
-    line = relay.authorized_line(public, ctx.host.address, relay.serve_command(tag, compress), comment)
-    progress, task = _progress_task(ctx, f"from {fctx.name}", size)
+    serve = relay.serve_spool(feeder.folder) if feeder.spooled else relay.serve_command(tag, compress)
+    line = relay.authorized_line(public, ctx.host.address, serve, comment)
+    progress, task = _progress_task(ctx, f"from {fctx.name}", image.size)
     seen = [0]
 
     def moved(data: bytes) -> None:
@@ -240,31 +319,37 @@ def _from_holder(ctx: HostContext, run: RelayRun, feeder: Member, tag: str, me: 
 
     try:
         assert ctx.session is not None and fctx.session is not None
-        ctx.session.put_bytes(private.encode(), f"{tmp}/key", 0o600)
-        ctx.session.put_bytes(_known_hosts_lines(fctx).encode(), f"{tmp}/known_hosts", 0o600)
+        ctx.session.put_bytes(private.encode(), f"{me.folder}/key", 0o600)
+        ctx.session.put_bytes(_known_hosts_lines(fctx).encode(), f"{me.folder}/known_hosts", 0o600)
         try:
             added = fctx.session.run(shell.join(relay.add_line(line)), timeout=30)
         except Unreachable as exc:
             raise FeederFailed(str(exc)) from None
         if not added.ok:
             raise FeederFailed(f"cannot add the relay key on {fctx.name}: {added.stderr.strip()[:200]}")
-        ssh = relay.ssh_argv(tmp, fctx.host.address, port, user)
-        display = f"ssh {fctx.name} docker save {tag}{' | zstd' if compress else ''} | docker load  # on {ctx.name}, relay key"
-        result = _run_hop_command(ctx, relay.receive_command(ssh, compress), display, on_stdout=moved)
+        ssh = relay.ssh_argv(me.folder, fctx.host.address, port, user)
+        how = "spool" if feeder.spooled else f"docker save{' | zstd' if compress else ''}"
+        display = f"ssh {fctx.name} ({how}) | docker load  # on {ctx.name}, relay key"
+        result = _run_hop_command(ctx, relay.receive_command(ssh, compress, me.folder), display, on_stdout=moved)
         codes = relay.parse_status(result.stdout)
         if relay.feeder_failed(codes):
             raise FeederFailed(f"{fctx.name} stopped feeding after {seen[0] / 1e6:.0f} MB: {_tail(result.stdout)}")
+        if relay.feed_broke(codes):
+            raise StreamBroke(f"{fctx.name}'s own stream broke after {seen[0] / 1e6:.0f} MB")
         if result.exit_code == 124:
-            alive = ctx.session.run("true", timeout=15)  # the receiver answers: the hop stalled on the feeder's side
-            if alive.ok:
-                raise FeederFailed(f"{fctx.name} stalled after {seen[0] / 1e6:.0f} MB")
+            _stalled(ctx, fctx.name)
+            raise FeederFailed(f"{fctx.name} stalled after {seen[0] / 1e6:.0f} MB")
         if not result.ok or not codes or any(codes):
             raise StepFailed(f"relay from {fctx.name} failed on {ctx.name} (exit {codes or result.exit_code}): {_tail(result.stdout)}")
         return seen[0]
     finally:
         if progress is not None:
             progress.remove_task(task)
-        _cleanup(ctx, fctx, tmp, comment)
+        _cleanup(ctx, fctx, comment)
+
+
+class StreamBroke(Exception):
+    """The feeder's spool ended unfinished because its own upstream failed: start again, nobody is dropped."""
 
 
 def _tail(text: str) -> str:
@@ -272,17 +357,16 @@ def _tail(text: str) -> str:
     return " | ".join(lines[-3:])[-400:]
 
 
-def _cleanup(ctx: HostContext, fctx: HostContext, tmp: str, comment: str) -> None:
-    """The hop's key line off the feeder, its temp folder off the receiver; what cannot be removed is said."""
-    for who, session, argv in ((fctx, fctx.session, relay.remove_lines(comment)), (ctx, ctx.session, ["rm", "-rf", tmp])):
-        try:
-            assert session is not None
-            if session.run(shell.join(argv), timeout=30).ok:
-                continue
-        except Unreachable:
-            pass
-        ctx.say(f"relay: could not clean up on {who.name} ({'key line ' + comment if who is fctx else tmp}); "
-                "the key line expires by itself")
+def _cleanup(ctx: HostContext, fctx: HostContext, comment: str) -> None:
+    """The hop's key line off the feeder; what cannot be removed is said (the line expires by itself)."""
+    try:
+        assert fctx.session is not None
+        if fctx.session.run(shell.join(relay.remove_lines(comment)), timeout=30).ok:
+            return
+    except Unreachable:
+        pass
+    ctx.say(f"relay: could not remove the key line {comment} on {fctx.name}; it expires by itself, "
+            "and the next run there removes it")
 
 
 def _relay_run(ctx: HostContext, tag: str) -> RelayRun:
@@ -290,6 +374,8 @@ def _relay_run(ctx: HostContext, tag: str) -> RelayRun:
         found = ctx.run.shared.get(f"relay:{tag}")
         if found is None:
             found = ctx.run.shared[f"relay:{tag}"] = RelayRun(ctx.run.run_id)
+            # Ctrl-C: the runner calls these before it waits for the hosts' threads
+            ctx.run.shared.setdefault("on_interrupt", []).append(found.interrupt)
         return found
 
 
@@ -297,7 +383,7 @@ def _push(ctx: HostContext, tag: str) -> tuple[str, str]:
     if ctx.mode == "dry-run":
         src = ctx.settings.control_docker_host
         save = shell.join(docker.save(tag, src))
-        via = " (or from a host that has it: relay)" if ctx.settings.image_relay else ""
+        via = " (or streamed on from a host that receives it: relay)" if ctx.settings.image_relay else ""
         ctx.planned.append(f"{save} | ssh {ctx.host.address} {shell.join(docker.load())}  # on the control node{via}")
         return CHANGED, ""
     images: ControlImages = ctx.run.shared.setdefault("control_images", ControlImages(ctx.settings.control_docker_host))
@@ -307,41 +393,79 @@ def _push(ctx: HostContext, tag: str) -> tuple[str, str]:
         ctx.state.image_id = wanted.image_id
         ctx.run.note(ctx.name, image_id=wanted.image_id)
         if run is not None and ctx.mode == "apply" and run.relay.needed():
-            run.join(ctx)
-            run.relay.hold(ctx.name)
-            run.relay.serve(ctx.name)
+            try:
+                run.join(ctx)
+                run.relay.hold(ctx.name)
+                run.relay.serve(ctx.name)
+            finally:
+                run.leave(ctx)
         return OK, f"{tag} already there ({wanted.image_id[7:19]})"
     if ctx.mode == "check":
         ctx.planned.append(f"push {tag} ({wanted.size / 1e6:.0f} MB) from the control node, then docker load")
         return CHANGED, ""
     if run is None:
-        run = RelayRun(ctx.run.run_id)  # this host's own: the control node feeds it
+        return _push_alone(ctx, images, tag, wanted)
+    try:
+        return _push_relayed(ctx, images, tag, wanted, run)
+    finally:
+        run.leave(ctx)
+
+
+def _push_alone(ctx: HostContext, images: ControlImages, tag: str, wanted: ControlImage) -> tuple[str, str]:
+    """Without the relay: the control node streams the image to this host."""
+    tools = frozenset(ctx.probe(["sh", "-c", "command -v zstd >/dev/null && echo zstd; true"], timeout=30).stdout.split())
+    start = time.monotonic()
+    sent = _from_control(ctx, images, tag, Member(ctx, tools, ""), None)
+    _verify(ctx, tag, wanted)
+    return _loaded(ctx, tag, wanted, relay.CONTROL, sent, time.monotonic() - start)
+
+
+def _push_relayed(ctx: HostContext, images: ControlImages, tag: str, wanted: ControlImage, run: RelayRun) -> tuple[str, str]:
     me = run.join(ctx)
+    image = images.tar(tag)
+    run.compress(ctx, image)  # decided once, before the first byte moves
     start = time.monotonic()
     while True:
-        hop = run.relay.feeder_for(ctx.name)
+        try:
+            hop = run.relay.feeder_for(ctx.name)
+        except relay.Cancelled:
+            raise StepFailed("interrupted before the image arrived") from None
         try:
             if hop.feeder == relay.CONTROL:
-                sent = _from_control(ctx, images, tag, me)
+                sent = _from_control(ctx, images, tag, me, run)
             else:
-                sent = _from_holder(ctx, run, run.members[hop.feeder], tag, me, wanted.size)
-            got = _image_id(ctx, tag)
-            if got != wanted.image_id:
-                raise StepFailed(f"after docker load the host has {got or 'no image'} for {tag}, expected {wanted.image_id}")
+                sent = _from_holder(ctx, run, run.members[hop.feeder], tag, me, image)
+            _verify(ctx, tag, wanted)
         except FeederFailed as exc:
             run.relay.finished(hop, ok=False, feeder_failed=str(exc))
-            ctx.say(f"relay: {exc}; {ctx.name} gets the image from another holder")
+            ctx.say(f"relay: {exc}; {ctx.name} gets the image from another host")
+            continue
+        except StreamBroke as exc:
+            run.relay.finished(hop, ok=False)
+            ctx.say(f"relay: {exc}; {ctx.name} starts again")
             continue
         except BaseException:
             run.relay.finished(hop, ok=False)
             raise
+        me.spooled = True
         run.relay.finished(hop, ok=True)
         break
-    ctx.state.image_id = wanted.image_id
-    ctx.run.note(ctx.name, image_id=wanted.image_id, image_from=hop.feeder)
     took = time.monotonic() - start
+    outcome = _loaded(ctx, tag, wanted, hop.feeder, sent, took)
     run.relay.serve(ctx.name)
-    return CHANGED, (f"{tag} from {hop.feeder} ({sent / 1e6:.0f} MB in {took:.1f}s, "
+    return outcome
+
+
+def _verify(ctx: HostContext, tag: str, wanted: ControlImage) -> None:
+    got = _image_id(ctx, tag)
+    if got != wanted.image_id:
+        raise StepFailed(f"after docker load the host has {got or 'no image'} for {tag}, expected {wanted.image_id}")
+
+
+def _loaded(ctx: HostContext, tag: str, wanted: ControlImage, source: str, sent: int, took: float) -> tuple[str, str]:
+    ctx.state.image_id = wanted.image_id
+    ctx.run.note(ctx.name, image_id=wanted.image_id, image_from=source)
+    return CHANGED, (f"{tag} from {source} ({sent / 1e6:.0f} MB in {took:.1f}s, "
                      f"{sent * 8 / 1e6 / max(took, 1e-3):.0f} Mbit/s), verified {wanted.image_id[7:19]}")  # fmt: skip
 
 
