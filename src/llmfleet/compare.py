@@ -72,6 +72,7 @@ class FleetSpec(schema.Struct, frozen=True, kw_only=True):
     min_delta_pct: _Margin = 10.0
     min_hosts: Annotated[int, msgspec.Meta(ge=2)] = 3
     metrics: dict[str, _Margin | None] = {}
+    gsm8k_metrics: dict[str, _Margin | None] = {}
 
 
 class TolerancesFile(schema.Struct, frozen=True, kw_only=True):
@@ -111,7 +112,7 @@ def parse_tolerances(data: Any, path: Path) -> Tolerances:
         tol.skips[profile] = dict(skip)
     if spec.fleet is not None:
         f = spec.fleet
-        tol.fleet = fleet.Rule(f.mads, f.min_delta_pct, f.min_hosts, dict(f.metrics))
+        tol.fleet = fleet.Rule(f.mads, f.min_delta_pct, f.min_hosts, dict(f.metrics), dict(f.gsm8k_metrics))
     return tol
 
 

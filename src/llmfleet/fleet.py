@@ -35,9 +35,14 @@ class Rule:
     min_delta_pct: float = 10.0
     min_hosts: int = 3
     metrics: Mapping[str, float | None] = field(default_factory=dict)  # metric -> its own min_delta_pct (None: the rule's)
+    gsm8k_metrics: Mapping[str, float | None] = field(default_factory=dict)  # the same for the GSM8K check
 
-    def min_pct(self, metric: str) -> float:
-        own = self.metrics.get(metric)
+    def compared(self, profile: str) -> Mapping[str, float | None]:
+        """The metrics compared for a bench profile, or for "gsm8k"."""
+        return self.gsm8k_metrics if profile == "gsm8k" else self.metrics
+
+    def min_pct(self, metric: str, profile: str = "") -> float:
+        own = self.compared(profile).get(metric)
         return self.min_delta_pct if own is None else own
 
 
@@ -117,7 +122,7 @@ def outliers_of(s: Stat, profile: str, rule: Rule) -> list[Outlier]:
         delta = dev / abs(s.median) * 100
         z = dev / scale if scale else None
         far = abs(z) > rule.mads if z is not None else dev != 0
-        if far and abs(delta) >= rule.min_pct(s.metric):
+        if far and abs(delta) >= rule.min_pct(s.metric, profile):
             out.append(Outlier(host, profile, s.metric, v, s.median, delta, z, s.label))
     return out
 
@@ -161,7 +166,7 @@ class Fleet:
     def as_json(self) -> dict[str, Any]:
         return {
             "rule": {"mads": self.rule.mads, "min_delta_pct": self.rule.min_delta_pct, "min_hosts": self.rule.min_hosts,
-                     "metrics": dict(self.rule.metrics)},
+                     "metrics": dict(self.rule.metrics), "gsm8k_metrics": dict(self.rule.gsm8k_metrics)},
             "profiles": {p: {m: s.as_json() for m, s in ms.items()} for p, ms in self.stats.items()},
             "outliers": [o.as_json() for o in self.outliers],
         }  # fmt: skip
@@ -177,7 +182,7 @@ def build(bench: Mapping[str, Mapping[str, Mapping[str, Any]]], gsm8k: Mapping[s
     for profile in names:
         per: dict[str, Stat] = {}
         source = gsm8k if profile == "gsm8k" else {h: b.get(profile, {}) for h, b in bench.items()}
-        for metric in rule.metrics:
+        for metric in rule.compared(profile):
             s = stat(metric, labels.get(metric, metric), {h: m.get(metric) for h, m in source.items() if metric in m})
             if s is not None:
                 per[metric] = s

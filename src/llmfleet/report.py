@@ -451,7 +451,7 @@ def fleet_charts(rep: Report) -> dict[str, list[Markup]]:
         charts = []
         for metric, st in stats.items():
             flagged = {o.host for o in rep.fleet.outliers if o.profile == profile and o.metric == metric}
-            band = rep.fleet.rule.min_pct(metric) if metric in rep.fleet.rule.metrics else 0.0
+            band = rep.fleet.rule.min_pct(metric, profile) if metric in rep.fleet.rule.compared(profile) else 0.0
             charts.append(svg_fleet(f"{profile}: {st.label}", st, flagged, band, baseline_value(rep, profile, metric)))
         out[profile] = charts
     return out

@@ -65,6 +65,8 @@ while [ "$(date +%s)" -lt "$end" ]; do
 done
 ' sampler "$raw" "$every" "$stopf" "$end" "$ssh" "$tool" </dev/null >/dev/null 2>&1 &
 echo $! > "$pidf"
+i=0  # return once the first sample is written: the client starts inside the sampled time
+while [ ! -s "$raw" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 echo "$tool ${ssh:-no-sshd}"
 """
 

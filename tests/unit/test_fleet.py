@@ -14,7 +14,8 @@ from llmfleet.telemetry import Energy
 
 from .fleet_runs import host_names, make_run
 
-RULE = fleet.Rule(mads=3.5, min_delta_pct=10, min_hosts=3, metrics={"output_throughput": None, "median_ttft_ms": 25})
+RULE = fleet.Rule(mads=3.5, min_delta_pct=10, min_hosts=3, metrics={"output_throughput": None, "median_ttft_ms": 25},
+                  gsm8k_metrics={"accuracy": 5})
 
 
 def test_stat_median_min_max_spread() -> None:
@@ -71,6 +72,7 @@ def test_rule_comes_from_tolerances_yml() -> None:
     rule = compare.load_tolerances().fleet
     assert rule.mads > 0 and rule.min_delta_pct > 0 and "median_tpot_ms" in rule.metrics
     assert "output_throughput" in rule.metrics
+    assert dict(rule.compared("gsm8k")) == {"accuracy": 5}  # GSM8K's throughput is no benchmark: not compared
 
 
 @pytest.mark.parametrize("n_hosts", [4, 8])

@@ -191,6 +191,7 @@ def test_sampler_samples_once_a_second_and_stops_after_a_sample_past_the_end(too
     started = sh(tm.start_argv(p, lifetime_s=60, interval_s=0.5), tools)
     assert started.returncode == 0, started.stderr
     assert started.stdout.split()[0] == "amd-smi"
+    assert Path(p.raw).stat().st_size > 0  # it returns after the first sample: the client starts inside the samples
     pid = int(Path(p.pid).read_text())
     deadline = time.time() + 5
     while os.getpgid(pid) != pid and time.time() < deadline:  # setsid runs just after the start returns

@@ -178,6 +178,8 @@ def sampled(ctx: HostContext, name: str, lifetime_s: float) -> Iterator[Measured
     """
     measured = Measured()
     if ctx.mode != "apply" or not ctx.settings.telemetry:
+        if ctx.settings.telemetry:
+            ctx.planned.append(f"sample GPU telemetry (amd-smi metric --json, else rocm-smi; 1 s) while {name} runs")
         yield measured
         return
     where = telemetry.SamplerPaths.under(telemetry_dir(ctx), name)
@@ -209,7 +211,10 @@ def _finish_sampling(ctx: HostContext, name: str, where: telemetry.SamplerPaths,
     head = telemetry.window_record(name, (client_start, client_end), window, measured.output_tokens, source, cpu_s)
     ctx.run.keep(ctx.name, f"telemetry/{name}.jsonl", telemetry.dumps([head, *samples]))
     e = telemetry.derive(samples, *window, measured.output_tokens)
-    shown = f"{e.avg_power_w:.0f} W, {e.j_per_output_token:.3g} J/token" if e.valid and e.j_per_output_token else e.why_invalid
+    if not e.valid:
+        shown = f"invalid: {e.why_invalid}"
+    else:
+        shown = f"{e.avg_power_w:.0f} W" + (f", {e.j_per_output_token:.3g} J/token" if e.j_per_output_token else "")
     ctx.say(f"telemetry {name}: {len(samples)} samples from {source}, {shown}")
 
 
