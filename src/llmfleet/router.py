@@ -1,10 +1,17 @@
-"""The cluster's front door: the real sglang-router (PyPI's Rust binary) as a managed process on the control node.
+"""The cluster's front door: the real sglang-router (PyPI's Rust binary) as a managed process on the control node,
+or (``router.up --on HOST``) as a container on a host (llmfleet.actions.router_host).
 
 One router per state folder (``$LLMFLEET_ROUTER_STATE``, default ``<project>/.router``):
 ``router.json`` holds its PID, URL, policy and config hash, ``router.log`` its output,
 ``audit.log`` one line per start, stop and worker change. :func:`start` is idempotent: the
 same config with the process alive changes nothing (workers are reconciled at run time
-through the router's own API); another config replaces the process.
+through the router's own API); another config replaces the process. A router on a host is
+recorded in the same ``router.json`` with ``on: HOST`` (its liveness is its /health).
+
+On a host the router runs from the host's server image with the pinned package and its
+dependencies as a plain ``--target`` folder (:func:`bundle`: built once on the control node
+from PyPI's wheels for the image's Python, pushed over SFTP, mounted read-only): hosts need
+no network and no pip, and the version is the control node's pinned one.
 
 Worker API of the pinned version (0.3.2): ``GET /workers``, ``POST /workers`` with
 ``{"url": ...}`` (queued, applied in the background), ``DELETE /workers/<id>``.
@@ -16,10 +23,12 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -94,6 +103,7 @@ class RouterState:
     started_at: str
     log: str
     workers: list[str] = field(default_factory=list)
+    on: str = "control"  # or the inventory host whose llmfleet-router container it is
 
 
 def _state_file() -> Path:
@@ -115,14 +125,34 @@ def _alive(pid: int) -> bool:
     return b"sglang" in cmdline  # the router retitles itself "sglang::router"
 
 
-def current() -> RouterState | None:
-    """The router this state folder started, if its process is still alive."""
+def recorded() -> RouterState | None:
+    """The router this state folder started, alive or not."""
     try:
         doc = json.loads(_state_file().read_text())
-        st = RouterState(**doc)
+        return RouterState(**doc)
     except (OSError, ValueError, TypeError):
         return None
+
+
+def current() -> RouterState | None:
+    """The router this state folder started, if it is alive (its process here, its /health on a host)."""
+    st = recorded()
+    if st is None:
+        return None
+    if st.on != "control":
+        return st if Client(st.url).healthy() else None
     return st if _alive(st.pid) else None
+
+
+def forget(st: RouterState, why: str) -> None:
+    """Drop the record of a router on a host (its container is gone)."""
+    _state_file().unlink(missing_ok=True)
+    audit(f"stop {st.url} on {st.on} ({why})")
+
+
+def save(st: RouterState) -> None:
+    """Record a router (one on a host: router.up --on HOST)."""
+    _save(st)
 
 
 # ------------------------------------------------------------------ HTTP
@@ -205,6 +235,8 @@ def worker_health(worker: str, timeout: float = 3) -> int:
 def start(cfg: RouterConfig, wait_s: float = 60) -> tuple[RouterState, bool]:
     """(state, changed): start the router, or keep the one running with the same config."""
     running = current()
+    if running is not None and running.on != "control":
+        raise RouterError(f"a router already runs on {running.on} ({running.url}): `invoke router.down` first")
     wanted = cfg.config_hash()
     if running is not None and running.config_hash == wanted:
         client = Client(running.url)
@@ -239,9 +271,65 @@ def start(cfg: RouterConfig, wait_s: float = 60) -> tuple[RouterState, bool]:
     return st, True
 
 
+def wait_up(url: str, wait_s: float = 60) -> None:
+    """Wait until the router at `url` answers /health."""
+    client = Client(url)
+    deadline = time.monotonic() + wait_s
+    while not client.healthy():
+        if time.monotonic() > deadline:
+            raise RouterError(f"sglang-router not answering on {url} after {wait_s:.0f}s")
+        time.sleep(0.5)
+
+
+# ------------------------------------------------------------------ the bundle for hosts
+
+
+def bundle_name(python: str) -> str:
+    """The pushed archive's name: the pinned version and the image's Python (binary wheels depend on it)."""
+    return f"sglang-router-{version()}-py{python}"
+
+
+def bundle_cache() -> Path:
+    return Path(os.environ.get("LLMFLEET_CACHE", Path.home() / ".cache" / "llmfleet")) / "router"
+
+
+def pip_target_argv(python: str, wheels: Path, target: Path) -> list[list[str]]:
+    """pip download (once; pip's own cache) then an offline --target install, for `python` on manylinux x86_64."""
+    pinned = f"{PACKAGE}=={version()}"
+    where = ["--only-binary=:all:", "--python-version", python, "--platform", "manylinux2014_x86_64"]
+    return [[sys.executable, "-m", "pip", "download", "-q", *where, "-d", str(wheels), pinned],
+            [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--find-links", str(wheels), *where,
+             "--target", str(target), pinned]]  # fmt: skip
+
+
+def bundle(python: str) -> Path:
+    """A .tar.gz of the pinned sglang-router and its dependencies for `python`, built once and cached."""
+    if version() == "not installed":
+        raise RouterError(f"{PACKAGE} is not installed on the control node: run scripts/setup.sh")
+    name = bundle_name(python)
+    out = bundle_cache() / f"{name}.tar.gz"
+    if out.is_file():
+        return out
+    work = bundle_cache() / f"{name}.build"
+    shutil.rmtree(work, ignore_errors=True)
+    for argv in pip_target_argv(python, bundle_cache() / "wheels", work / name):
+        done = subprocess.run(argv, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RouterError(f"could not bundle {PACKAGE} {version()} for Python {python}: "
+                              f"{(done.stderr or done.stdout).strip()[-400:]} -> put its wheels in {bundle_cache() / 'wheels'}")  # fmt: skip
+    tmp = out.with_suffix(".tmp")
+    with tarfile.open(tmp, "w:gz") as tar:
+        tar.add(work / name, arcname=name)
+    tmp.replace(out)
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
 def stop(timeout_s: float = 15) -> RouterState | None:
     """Stop the router this state folder started (SIGTERM, then SIGKILL); None when none runs."""
     st = current()
+    if st is not None and st.on != "control":
+        raise RouterError(f"the router runs on {st.on}, not here: `invoke router.down` removes its container")
     if st is None:
         _state_file().unlink(missing_ok=True)
         return None

@@ -105,6 +105,12 @@ class Settings(schema.Struct, frozen=True, kw_only=True):
     # bench through the router (invoke bench --via-router)
     router_url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/]+$")] | None
     router_bench_host: str | None
+    # the router on a host (invoke router.up --on HOST)
+    router_port: Annotated[int, msgspec.Meta(ge=1, le=65534)]
+    router_policy: Literal["cache_aware", "round_robin", "random", "power_of_two"]
+    router_image: str | None
+    router_bundle: str | None
+    router_python: Annotated[str, msgspec.Meta(pattern=r"^3\.[0-9]+$")]
     # accuracy
     num_questions: Positive | None
     gsm8k_file: str | None

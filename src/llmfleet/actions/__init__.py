@@ -8,7 +8,8 @@ takes, needs and provides (``llmfleet.steps.ActionSpec``).
 from __future__ import annotations
 
 from ..steps import ActionSpec
-from . import bench, diagnose, generic, host, image, rollout, router_bench, server
+from . import bench, diagnose, generic, host, image, rollout, router_bench, router_host, server
 
 ACTIONS: dict[str, ActionSpec] = {**host.ACTIONS, **image.ACTIONS, **server.ACTIONS, **bench.ACTIONS, **diagnose.ACTIONS,
-                               **generic.ACTIONS, **rollout.ACTIONS, **router_bench.ACTIONS}
+                               **generic.ACTIONS, **rollout.ACTIONS, **router_bench.ACTIONS,
+                               **router_host.ACTIONS}
