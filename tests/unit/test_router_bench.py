@@ -84,3 +84,27 @@ def test_router_url_setting_is_checked():
 
     with pytest.raises(InputError, match="router-url .*Expected `str` matching"):
         settings.for_host(None, {}, {"router_url": "http://x:1/path; rm -rf /"})
+
+
+def test_report_shows_a_router_run_with_the_router_as_a_host(tmp_path):
+    from rich.console import Console
+
+    from llmfleet import archive, report
+
+    fixture = next((Path(__file__).parents[1] / "fixtures" / "runs").glob("2*/lab1/bench/low.log")).read_text()
+    hosts = {h: {"hardware": "mi300x", "image": "lmsysorg/sglang:v0.5.9-rocm720-mi30x"} for h in ("lab1", "lab2")}
+    meta = {"kind": "bench", "model": "scout", "hf_id": SCOUT, "hosts": hosts, "sglang_version": "0.5.9",
+            "flags": {"router_url": URL, "router_bench_host": "lab1", "profile": "low"}}  # fmt: skip
+    with archive.new_run(meta, root=tmp_path) as run:
+        run.write("router/bench/low.log", fixture)
+        run.write("router/router.json", json.dumps({"url": URL}))
+        for h in hosts:
+            run.write(f"{h}/server/docker.log", "ready to roll\n")
+    rep = report.build_report(None, root=tmp_path)
+    assert "router" in rep.hosts
+    assert {r.host for r in rep.rows if r.profile == "low" and r.value is not None} == {"router"}
+    console = Console(record=True, width=200)
+    report.render_console(rep, console)
+    assert "router" in console.export_text()
+    assert "router" in report.render_html(rep)
+    assert "router" in report.report_json(rep)["hosts"]
