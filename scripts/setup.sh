@@ -23,5 +23,5 @@ fi
 
 # The toolkit itself (editable, so `invoke` in this checkout and the `llmfleet`
 # script run the same code), with the lab's and the tests' extras.
-python3 -m pip install -q --disable-pip-version-check -e '.[lab,test]' 2>&1 | grep -v -e "^WARNING: Running pip as" -e "^WARNING: Location" >&2 || true
+python3 -m pip install -q --disable-pip-version-check -e '.[lab,test,lint]' 2>&1 | grep -v -e "^WARNING: Running pip as" -e "^WARNING: Location" >&2 || true
 python3 -c "import llmfleet, invoke, fabric, rich, jinja2, yaml" # fail loudly if the install did not work
