@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # the lab image's rootfs (debootstrap), the HTML report check (chromium).
 APT_PACKAGES=(
   docker.io openssh-server openssh-client iproute2 nftables iputils-ping util-linux procps kmod curl
-  python3 debootstrap ca-certificates chromium docker-registry zstd
+  python3 python3-venv debootstrap ca-certificates chromium docker-registry zstd
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
