@@ -9,16 +9,12 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .. import diagnose
-from ..commands import docker
-from ..steps import OK, HostContext, StepFailed, spec
+from ..steps import OK, HostContext, spec
+from .server import read_log
 
 
 def diagnose_server(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
-    name = ctx.settings.container_name
-    result = ctx.probe(docker.logs(name, tail=ctx.settings.log_lines), timeout=60)
-    if not result.ok and "No such container" in result.stderr:
-        raise StepFailed(f"no container {name}")
-    text = (result.stdout + result.stderr).rstrip()
+    text = read_log(ctx)
     ctx.run.keep(ctx.name, "server/docker-tail.log", text)
     found = diagnose.diagnose(text)
     for d in found:

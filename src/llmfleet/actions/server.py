@@ -173,12 +173,17 @@ def server_status(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
     return OK, f"{name} {status}, model {model}, /health {answer.get('health', '-')}, config {current.labels.get(docker.CONFIG_LABEL, '?')}"
 
 
-def server_logs(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
+def read_log(ctx: HostContext) -> str:
+    """The last `log_lines` lines of the server container's log (stdout and stderr, as docker keeps them)."""
     name = ctx.settings.container_name
     result = ctx.probe(docker.logs(name, tail=ctx.settings.log_lines), timeout=60)
     if not result.ok and "No such container" in result.stderr:
         raise StepFailed(f"no container {name}")
-    text = (result.stdout + result.stderr).rstrip()
+    return (result.stdout + result.stderr).rstrip()
+
+
+def server_logs(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
+    text = read_log(ctx)
     for line in text.splitlines():
         ctx.say(f"| {line}")
     ctx.run.keep(ctx.name, "server/docker.log", text)
