@@ -16,7 +16,7 @@ from . import __version__, archive, catalog, inventory, paths, playbook, runner,
 from .actions import ACTIONS
 from .errors import InputError
 from .steps import Event, RunContext
-from .transport import Endpoint, jump_from_args
+from .transport import Endpoint, host_endpoint
 
 
 @dataclass
@@ -46,16 +46,7 @@ class Prepared:
 
 def endpoint(host: Any, s: settings.Settings, resolved: Any) -> Endpoint:
     """How to reach a host: the inventory's ansible_* values, `known_hosts_file`, a ProxyJump."""
-    key_file = resolved.get("ansible_ssh_private_key_file") or host.key_file
-    return Endpoint(
-        name=host.name,
-        address=host.address,
-        port=int(host.port or 22),
-        user=host.user,
-        key_file=str(key_file) if key_file else None,
-        known_hosts_file=s.known_hosts_file or host.known_hosts_file,
-        jump=jump_from_args(resolved.get("ansible_ssh_common_args"), resolved.get("ansible_ssh_extra_args")),
-    )
+    return host_endpoint(host, s.known_hosts_file, resolved)
 
 
 def plan_hosts(hosts: Sequence[Any], pb: playbook.Playbook, cat: catalog.Catalog,

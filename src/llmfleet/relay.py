@@ -270,11 +270,11 @@ def receive_script(source: Sequence[str] | None, decompress: bool, spool: str | 
             f"{' | '.join(stages)}; st=\"${{PIPESTATUS[*]}}\"; kill $ka 2>/dev/null; {done}echo \"relay-status $st\"")  # fmt: skip
 
 
-def relay_folder() -> list[str]:
-    """Make this run's private relay folder on a host (printed), and list the tools a hop needs."""
-    script = ('umask 077; d=$(mktemp -d /tmp/llmfleet-relay.XXXXXXXX) && echo "$d" && '
+def relay_folder(run_tag: str) -> list[str]:
+    """Make this run's private relay folder on a host (printed, named after the run), and list the tools a hop needs."""
+    script = ('umask 077; d=$(mktemp -d "/tmp/llmfleet-relay.$1.XXXXXXXX") && echo "$d" && '
               "for t in zstd ssh bash tail tee; do command -v $t >/dev/null 2>&1 && printf '%s ' $t; done; echo")  # fmt: skip
-    return ["sh", "-c", script]
+    return ["sh", "-c", script, "sh", run_tag]
 
 
 def stop_serving(folder: str) -> list[str]:
@@ -283,16 +283,17 @@ def stop_serving(folder: str) -> list[str]:
     return ["sh", "-c", script, "sh", folder]
 
 
-def clear_stale() -> list[str]:
-    """What earlier runs left (a host cut mid-relay could not be cleaned): relay key lines and relay folders.
+def clear_stale(run_tag: str) -> list[str]:
+    """What earlier runs left (a host cut mid-relay could not be cleaned): their relay key lines and folders.
 
-    Run while this run holds the host's deploy lock, so no other run is using them.
+    Run while this run holds the host's deploy lock; this run's own lines and folders (``run_tag``) stay.
     """
-    script = ('f="$HOME/.ssh/authorized_keys"; if [ -f "$f" ] && grep -q -F "$1" "$f"; then '
-              'grep -v -F -- "$1" "$f" > "$f.llmfleet-relay"; cat "$f.llmfleet-relay" > "$f"; rm -f "$f.llmfleet-relay"; fi; '
-              'for d in /tmp/llmfleet-relay.*; do [ -d "$d" ] || continue; '
+    script = ('f="$HOME/.ssh/authorized_keys"; if [ -f "$f" ] && grep -F "$1" "$f" | grep -q -v -F "$2"; then '
+              'awk -v t="$1" -v r="$2" \'index($0, t) == 0 || index($0, r) > 0\' "$f" > "$f.llmfleet-relay"; '
+              'cat "$f.llmfleet-relay" > "$f"; rm -f "$f.llmfleet-relay"; fi; '
+              'for d in /tmp/llmfleet-relay.*; do [ -d "$d" ] || continue; case "$d" in *".$2."*) continue;; esac; '
               '[ -f "$d/serving" ] && for p in $(cat "$d/serving"); do kill "$p" 2>/dev/null; done; rm -rf "$d"; done; true')  # fmt: skip
-    return ["sh", "-c", script, "sh", KEY_TAG]
+    return ["sh", "-c", script, "sh", KEY_TAG, run_tag]
 
 
 def receive_command(source: Sequence[str] | None, decompress: bool, spool: str | None = None) -> str:

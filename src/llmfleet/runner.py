@@ -199,10 +199,12 @@ def _connect(ctx: RunContext, plan: HostPlan, connect: Connect, recap: HostRecap
 
 def _take_lock(ctx: RunContext, plan: HostPlan, session: SessionLike, recap: HostRecap) -> bool:
     assert plan.lock_root is not None
-    got = session.run(shell.join(hostlock.acquire(plan.lock_root)), timeout=60)
+    owner_file = f"{hostlock.lock_dir(plan.lock_root)}/owner"
+    record = hostlock.owner_record(ctx.run_id, ctx.playbook.name)
+    write_owner = shell.join(["sh", "-c", 'printf "%s\\n" "$1" > "$2"', "sh", record, owner_file])
+    # the lock and its owner record in one round trip (no SFTP session just for one small file)
+    got = session.run(f"{shell.join(hostlock.acquire(plan.lock_root))} && {write_owner}", timeout=60)
     if got.ok:
-        owner_file = f"{hostlock.lock_dir(plan.lock_root)}/owner"
-        session.put_bytes(hostlock.owner_record(ctx.run_id, ctx.playbook.name).encode(), owner_file)
         return True
     owner = session.run(shell.join(hostlock.read_owner(plan.lock_root)), timeout=30).stdout.strip()
     recap.failed = 1
@@ -218,8 +220,9 @@ def _release_lock(ctx: RunContext, plan: HostPlan, session: SessionLike, failed:
     assert plan.lock_root is not None
     line = hostlock.audit_line(ctx.playbook.name, ctx.run_id, "failed" if failed else "ok")
     try:
-        session.run(shell.join(hostlock.audit(plan.lock_root, line)), timeout=30)
-        session.run(shell.join(hostlock.release(plan.lock_root)), timeout=30)
+        # the audit line and the release in one round trip; the lock goes even if the audit log cannot be written
+        session.run(f"{shell.join(hostlock.audit(plan.lock_root, line))}; {shell.join(hostlock.release(plan.lock_root))}",
+                    timeout=30)  # fmt: skip
     except Unreachable:
         pass  # the host went away: the lock says who held it
 

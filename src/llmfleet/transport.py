@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 import paramiko
 from fabric import Config, Connection
@@ -108,6 +108,23 @@ class Endpoint:
     key_file: str | None = None
     known_hosts_file: str | None = None
     jump: str | None = None  # ProxyJump: "[user@]host[:port][,...]", "none" = not even ~/.ssh/config's
+
+
+def host_endpoint(host: Any, known_hosts_file: str | None, resolved: Mapping[str, Any]) -> Endpoint:
+    """How to reach an inventory host: its ansible_* values, the known_hosts setting, a ProxyJump.
+
+    Here (not beside the playbook runner) so `invoke exec` builds endpoints without loading the engine.
+    """
+    key_file = resolved.get("ansible_ssh_private_key_file") or host.key_file
+    return Endpoint(
+        name=host.name,
+        address=host.address,
+        port=int(host.port or 22),
+        user=host.user,
+        key_file=str(key_file) if key_file else None,
+        known_hosts_file=known_hosts_file or host.known_hosts_file,
+        jump=jump_from_args(resolved.get("ansible_ssh_common_args"), resolved.get("ansible_ssh_extra_args")),
+    )
 
 
 _SSH_OPTION = re.compile(r"\s*([A-Za-z]+)\s*(?:=\s*|\s+)(.*)", re.DOTALL)

@@ -38,8 +38,8 @@ def mi300x_facts(numa: int = 0, gpus: int = 8, container: dict | None = None, im
 
 LOCK = r"^sh -c 'mkdir -p \"\$1\" && mkdir \"\$2\"'"  # hostlock.acquire
 FACTS = r"^printf '@@%s\\n' hostname"  # facts.gather_command
-AUDIT = r"audit\.log'?$"  # hostlock.audit
-RELEASE = r"^rm -rf \S+/lock$"  # hostlock.release
+AUDIT = r"audit\.log'?(; rm -rf \S+/lock)?$"  # hostlock.audit (the runner sends it with the release)
+RELEASE = r"(^|; )rm -rf \S+/lock$"  # hostlock.release
 
 
 def healthy_host(net: FakeNetwork, name: str, numa: int = 0) -> FakeHost:

@@ -198,8 +198,8 @@ class RelayRun:
 
     def join(self, ctx: HostContext) -> Member:
         """The host's private relay folder (and what an earlier, cut run left there removed), and its tools."""
-        ctx.probe(relay.clear_stale(), timeout=30)
-        lines = ctx.probe(relay.relay_folder(), timeout=30).stdout.splitlines()
+        ctx.probe(relay.clear_stale(self.comment), timeout=30)
+        lines = ctx.probe(relay.relay_folder(self.comment), timeout=30).stdout.splitlines()
         folder = lines[0].strip() if lines else ""
         if not folder.startswith("/tmp/llmfleet-relay."):
             raise StepFailed(f"cannot make a private relay folder in /tmp on {ctx.name}")

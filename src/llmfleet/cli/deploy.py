@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import inventory as inventory_mod
-from .. import paths, playbook_run, router, runner, yamlsrc
+if TYPE_CHECKING:
+    from .. import runner
+from .. import paths
 from ..errors import EXIT_FAILED, InputError
-from . import render
 from .common import console, print_json, run_task, task
 
 HOST_HELP = {
@@ -28,6 +28,7 @@ def helps(*names: str, **extra: str) -> dict[str, str]:
 
 def parse_sets(items: list[str] | None) -> dict[str, Any]:
     """`--set key=value` pairs; values are YAML (so `true`, `8`, `[a, b]` keep their types)."""
+    from .. import yamlsrc
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
@@ -66,6 +67,8 @@ def gate_vars(questions: Any, minimum: Any) -> dict[str, Any]:
 
 def router_vars(hosts: str, inventory: str | None) -> dict[str, Any]:
     """The router's URL (from router.up's state) and the host whose container runs the client (the first selected)."""
+    from .. import inventory as inventory_mod
+    from .. import router
     st = router.current()
     if st is None:
         raise InputError("--via-router: no router is up; start one with `invoke router.up --hosts GROUP`")
@@ -82,6 +85,7 @@ def _mode(dry_run: bool, check: bool) -> str:
 
 
 def _finish(report: runner.RunReport, as_json: bool) -> int:
+    from . import render
     if report.mode == "dry-run" and not as_json:
         render.print_dry_run(report, console)
     render.print_failures(report, console)
@@ -104,6 +108,8 @@ def _pct(value: Any) -> float | None:
 
 def _run(playbook: str, hosts: str, inventory: str | None, mode: str, cli_vars: dict, forks: Any, serial: Any,
          hf_token_file: str | None, as_json: bool, archive: bool = True, max_fail: Any = None) -> int:  # fmt: skip
+    from .. import playbook_run, runner
+    from . import render
     n_forks = _num(forks, "forks")
     req = playbook_run.Request(
         playbook=playbook,

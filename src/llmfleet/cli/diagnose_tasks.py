@@ -7,14 +7,13 @@ for --hosts (a host whose log could not be read has ``status`` failed/unreachabl
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from .. import diagnose as diag
-from .. import playbook_run, runner
+if TYPE_CHECKING:
+    from .. import runner
 from ..errors import EXIT_FAILED, InputError
-from . import render
 from .common import console, print_json, run_task, task
 from .deploy import _num, helps, parse_sets
 
@@ -48,6 +47,7 @@ def print_findings(title: str, findings: list[dict[str, str]]) -> None:
 
 def host_findings(report: runner.RunReport) -> dict[str, dict[str, Any]]:
     """Per host: the findings of its diagnose step, or why there are none."""
+    from .. import diagnose as diag
     out: dict[str, dict[str, Any]] = {}
     for host, rec in report.recap.items():
         entry: dict[str, Any] = {"findings": [], "status": "unreachable" if rec.unreachable else "ok"}
@@ -63,6 +63,8 @@ def host_findings(report: runner.RunReport) -> dict[str, dict[str, Any]]:
 
 
 def _from_hosts(hosts: str, inventory: str | None, lines: Any, forks: Any, sets: list[str] | None, as_json: bool) -> int:
+    from .. import playbook_run, runner
+    from . import render
     cli_vars = {"log_lines": _num(lines, "lines"), **parse_sets(sets)}
     req = playbook_run.Request(playbook="diagnose", hosts=hosts or "all", inventory=inventory, mode="apply",
                                cli_vars={k: v for k, v in cli_vars.items() if v is not None},
@@ -90,6 +92,7 @@ def _from_hosts(hosts: str, inventory: str | None, lines: Any, forks: Any, sets:
 @run_task
 def diagnose(c, log=None, hosts="", inventory=None, lines=None, forks=None, json=False, set=None):
     """Why a server failed: cause, fix and the log line that says so (catalog/failure-signatures.yml)."""
+    from .. import diagnose as diag
     if bool(log) == bool(hosts):
         raise InputError("diagnose needs exactly one of --log FILE or --hosts PATTERN")
     if hosts:

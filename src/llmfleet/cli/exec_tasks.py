@@ -2,7 +2,7 @@
 
 A direct path, not a playbook: connections opened in parallel (forks), one channel per
 host, output grouped per host. The inventory's connection settings and host keys are the
-same as a deploy's (``playbook_run.endpoint``); secrets are masked by the redacting
+same as a deploy's (``transport.host_endpoint``); secrets are masked by the redacting
 streams every task writes through. No deploy lock: an ad-hoc command changes nothing the
 toolkit manages (use a playbook for that).
 """
@@ -13,15 +13,17 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from .. import inventory, paths, playbook_run, runner, settings
+from .. import paths, runner
 from ..errors import EXIT_FAILED, InputError
-from ..transport import Endpoint, Unreachable
 from .common import console, print_json, run_task, task
 from .deploy import _num, helps
+
+if TYPE_CHECKING:
+    from ..transport import Endpoint
 
 
 @dataclass
@@ -43,15 +45,20 @@ class HostOutput:
 
 def endpoints(hosts: str, inventory_path: str | None) -> list[Endpoint]:
     """The matched hosts' endpoints, built and checked exactly as for a deploy (before anything connects)."""
-    inv = inventory.load_inventory(inventory_path or paths.default_inventory())
+    from .. import settings
+    from ..inventory import load_inventory
+    from ..transport import host_endpoint
+
+    inv = load_inventory(inventory_path or paths.default_inventory())
     found = []
     for h in inv.select(hosts):
         hs = settings.for_host(h, {}, {})
-        found.append(playbook_run.endpoint(h, hs.settings, hs.resolved))
+        found.append(host_endpoint(h, hs.settings.known_hosts_file, hs.resolved))
     return found
 
 
 def run_one(endpoint: Endpoint, command: str, timeout: float | None, connect: runner.Connect) -> HostOutput:
+    from ..transport import Unreachable
     start = time.monotonic()
     try:
         session = connect(endpoint)

@@ -7,13 +7,15 @@ Like ``ansible PATTERN --list-hosts``, plus how each host is reached. --json pri
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
 
 from .. import paths
-from ..inventory import Host, load_inventory
+
+if TYPE_CHECKING:
+    from ..inventory import Host
 from .common import console, print_json, run_task, task
 from .deploy import helps
 
@@ -41,6 +43,7 @@ def hosts_table(pattern: str, rows: list[dict[str, Any]]) -> Table:
 @run_task
 def hosts(c: Any, hosts: str = "all", inventory: str | None = None, json: bool = False) -> int:
     """List the hosts a pattern selects, in deploy order, with address, port and user."""
+    from ..inventory import load_inventory
     path = inventory or str(paths.default_inventory())
     selected = load_inventory(path).select(hosts)
     rows = host_rows(selected)

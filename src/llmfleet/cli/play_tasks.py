@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
 
-from .. import playbook_run, runner
+if TYPE_CHECKING:
+    from ..steps import Event
 from ..errors import InputError
-from ..steps import Event
-from . import render
 from .common import console, run_task, task
 from .deploy import HOST_HELP, _finish, _mode, _num, parse_sets
 
@@ -29,6 +28,7 @@ def diff_text(text: str) -> Text:
 
 def play_printer(con: Console) -> Callable[[Event], None]:
     """The runner's events as `render.printer` prints them, diffs as coloured text."""
+    from . import render
     plain = render.printer(con)
 
     def emit(event: Event) -> None:
@@ -56,6 +56,8 @@ def play_printer(con: Console) -> Callable[[Event], None]:
 def play(c, playbook="", hosts="", inventory=None, check=False, diff=False, dry_run=False, json=False, serial=None,
          forks=None, hf_token_file=None, set=None):  # fmt: skip
     """Run a playbook on the hosts: the same runner, recap, archive, lock and audit as deploy."""
+    from .. import playbook_run, runner
+    from . import render
     if not playbook:
         raise InputError("--playbook is required: a playbook file, or a shipped playbook's name")
     n_forks = _num(forks, "forks")

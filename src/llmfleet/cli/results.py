@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
 
-from .. import archive, metrics
-from .. import report as report_mod
+if TYPE_CHECKING:
+    pass
 from ..errors import EXIT_FAILED, InputError
-from ..report import plain
 from .common import console, print_json, run_task, task
 
 
@@ -21,6 +20,8 @@ from .common import console, print_json, run_task, task
 @run_task
 def parse(c, file, json=False, all_blocks=False):
     """Parse a benchmark or GSM8K log into metrics."""
+    from .. import metrics
+    from ..report import plain
     path = Path(file)
     if not path.exists():
         raise InputError("no such file", path)
@@ -44,6 +45,7 @@ def parse(c, file, json=False, all_blocks=False):
 
 def metrics_table(title: str, block: dict[str, Any]) -> Table:
     """One parsed block as a table; values from the log are Text, never markup."""
+    from ..report import plain
     table = Table(title=Text(plain(title)), title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -61,6 +63,8 @@ def metrics_table(title: str, block: dict[str, Any]) -> Table:
 @run_task
 def report(c, run=None, baseline="cookbook", json=False, fail_on_regression=False, html=None, per_host=False):
     """Compare a run with the cookbook or another run: the fleet view and its outlier hosts; tables, JSON, HTML."""
+    from .. import report as report_mod
+    from ..report import plain
     rep = report_mod.build_report(run, baseline=baseline)
     if json:
         data = report_mod.report_json(rep)
@@ -81,6 +85,9 @@ def report(c, run=None, baseline="cookbook", json=False, fail_on_regression=Fals
 @run_task
 def runs(c, json=False, no_verify=False):
     """List archived runs, newest first (id, kind, model, hosts, status, verified)."""
+    from .. import archive
+    from .. import report as report_mod
+    from ..report import plain
     rows = report_mod.runs_table(verify=not no_verify)
     if json:
         print_json(rows)
@@ -97,6 +104,7 @@ def runs(c, json=False, no_verify=False):
 
 def verified_cell(verified: bool | None, problems: list[str]) -> Text:
     """"yes", "-" (not checked) or "NO" with the first reason (the rest: `invoke runs --json`)."""
+    from ..report import plain
     if verified is None:
         return Text("-")
     if verified:

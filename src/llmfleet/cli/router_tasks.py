@@ -9,15 +9,15 @@ from typing import Any
 from invoke import Collection
 from rich.text import Text
 
-from .. import inventory, paths, playbook_run, router, settings
+from .. import paths, router
 from ..errors import EXIT_FAILED, InputError
-from . import render
 from .common import console, print_json, run_task, task
 from .deploy import HOST_HELP, parse_sets
 
 
 def group_workers(hosts: str, inventory_path: str | None, sets: dict[str, Any]) -> list[tuple[str, str]]:
     """(host name, worker URL) of every selected host: its address and its server `port` setting."""
+    from .. import inventory, settings
     inv = inventory.load_inventory(inventory_path or paths.default_inventory())
     settings.check_keys(sets, {})
     out = []
@@ -40,6 +40,7 @@ def _workers_json(client: router.Client) -> list[dict[str, Any]]:
 @run_task
 def up(c, hosts="", inventory=None, on="control", port=None, policy="cache_aware", json=False, set=None):
     """Start sglang-router with every healthy server of the group as a worker (idempotent)."""
+    from .. import inventory
     if policy not in router.POLICIES:
         raise InputError(f"--policy takes {' | '.join(router.POLICIES)}, not {policy!r}")
     try:
@@ -114,6 +115,8 @@ def down(c, json=False):
 
 def _host_play(name: str, host: str, inventory_path: str | None, cli_vars: dict[str, Any]) -> int | None:
     """Run playbooks/<name>.yml on one host (progress on stderr): its number of changes, None when it failed."""
+    from .. import playbook_run
+    from . import render
     req = playbook_run.Request(playbook=name, hosts=host, inventory=inventory_path, cli_vars=cli_vars, archive=False)
     report = playbook_run.execute(req, render.printer(console), lambda text: console.print(text, markup=False))
     render.print_failures(report, console)
@@ -135,6 +138,7 @@ def _leave_host(keep_on: str | None) -> router.RouterState | None:
 def up_on_host(on: str, inventory_path: str | None, port: int, policy: str, workers: list[str],
                sets: dict[str, Any]) -> tuple[router.RouterState, bool]:  # fmt: skip
     """The router container on host `on` (playbooks/router-up.yml), healthy, with `workers` registered."""
+    from .. import inventory, settings
     inv = inventory.load_inventory(inventory_path or paths.default_inventory())
     hosts = inv.select(on)
     if len(hosts) != 1:

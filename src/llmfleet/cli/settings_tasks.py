@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
 
-from .. import paths, playbook_run
+from .. import paths
+
+if TYPE_CHECKING:
+    pass
 from .common import console, print_json, run_task, task
 from .deploy import HOST_HELP, parse_sets
 
@@ -24,6 +27,7 @@ from .deploy import HOST_HELP, parse_sets
 @run_task
 def vars(c, hosts="", inventory=None, playbook="deploy", explain=False, all=False, json=False, set=None):  # noqa: A002
     """A host's resolved settings (role defaults < inventory < playbook vars < --set), checked."""
+    from .. import playbook_run
     req = playbook_run.Request(playbook=playbook, hosts=hosts or "all", inventory=inventory or str(paths.default_inventory()),
                                mode="dry-run", cli_vars=parse_sets(set))  # fmt: skip
     prep = playbook_run.prepare(req)

@@ -6,7 +6,6 @@ import os
 from typing import Any
 
 from ..errors import InputError
-from ..templating import TemplateValueError, is_template, render_template_value
 from .model import DEFAULT_PORT, Origin
 from .values import short
 
@@ -47,6 +46,10 @@ class ConnectionVars:
 
     def _render(self, var: str, value: Any) -> str:
         text = str(value)
+        if "{" not in text:  # not a template: jinja2 is not even loaded (start-up of every task)
+            return text
+        from ..templating import TemplateValueError, is_template, render_template_value
+
         if not is_template(text):
             return text
         context = self._context()

@@ -1,0 +1,108 @@
+"""The engine's image step, alone, against lab hosts: for the image-push benchmark and the relay's lab tests.
+
+Builds a payload image in the lab's control engine, runs ``actions.image`` through the real
+runner (real SSH, real Docker engines on the hosts), and reads back what the relay may leave.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shlex
+import subprocess
+import tarfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .. import catalog, inventory, paths, playbook_run, runner, settings
+from ..actions import image as image_action
+from ..playbook import Playbook, Role, Step
+from ..steps import HostContext, RunContext, spec
+from ..transport import Session
+
+# lab hosts share the machine's PID namespace, so processes are counted by this run's folder names only
+LEFTOVERS = "grep -c llmfleet-relay ~/.ssh/authorized_keys 2>/dev/null; ls -d /tmp/llmfleet-relay.* 2>/dev/null; true"
+
+
+def control_docker_host() -> str:
+    return f"unix://{paths.lab_state_dir()}/control/docker.sock"
+
+
+def payload(size_mb: int, compressible: bool) -> bytes:
+    """Random bytes (nothing to compress, like already-compressed layers), or text-like bytes zstd shrinks."""
+    if not compressible:
+        return os.urandom(size_mb << 20)
+    line = b"".join(b"%08d layer text that compresses like a Python/ROCm tree %s\n" % (i, os.urandom(4).hex().encode())
+                    for i in range(4096))  # fmt: skip
+    return (line * ((size_mb << 20) // len(line) + 1))[: size_mb << 20]
+
+
+def build_image(size_mb: int, compressible: bool, name: str = "llmfleet-bench/blob") -> str:
+    """`docker import` of a one-file rootfs into the control engine: an image of exactly that payload."""
+    tag = f"{name}:{'text' if compressible else 'rand'}-{size_mb}mb-{int(time.time())}"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = payload(size_mb, compressible)
+        info = tarfile.TarInfo("blob")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    subprocess.run(["docker", "-H", control_docker_host(), "import", "-", tag], input=buf.getvalue(), check=True,
+                   capture_output=True)  # fmt: skip
+    return tag
+
+
+def remove_image(tag: str) -> None:
+    subprocess.run(["docker", "-H", control_docker_host(), "rmi", "-f", tag], capture_output=True, check=False)
+
+
+def _push_step(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
+    return image_action._push(ctx, str(args["tag"]))
+
+
+ACTIONS = {"push": spec(_push_step, args=["tag"])}
+
+
+def push(names: list[str], tag: str, relay: bool, extra_vars: Mapping[str, Any] | None = None,
+         ctx: RunContext | None = None) -> tuple[float, runner.RunReport]:  # fmt: skip
+    """The image step on these hosts, as a deploy runs it (locks and all); (seconds, report)."""
+    pb = Playbook(name="image_push", path=Path("image_push.yml"), roles=[Role("image", [Step(
+        name="push", action="push", role="image", args={"tag": tag}, where="image_push.yml:1")])], vars={}, lock=True)  # fmt: skip
+    hosts = inventory.load_inventory(paths.default_inventory()).select(",".join(names))
+    cli_vars = {"image_relay": relay, "image_source": "push", **(extra_vars or {})}
+    plans = playbook_run.plan_hosts(hosts, pb, catalog.load(), cli_vars)
+    ctx = ctx or RunContext(playbook=pb, catalog=catalog.load(), mode="apply")
+    ctx.playbook, ctx.run_id = pb, ctx.run_id or f"imagepush-{int(time.time())}"
+    start = time.monotonic()
+    report = runner.run(ctx, plans, ACTIONS, forks=len(plans))
+    return time.monotonic() - start, report
+
+
+def on_hosts(names: list[str], command: str) -> dict[str, str]:
+    """One command on each host (in turn); its stdout."""
+    out = {}
+    for h in inventory.load_inventory(paths.default_inventory()).select(",".join(names)):
+        hs = settings.for_host(h, {}, {})
+        with Session(playbook_run.endpoint(h, hs.settings, hs.resolved)) as s:
+            out[h.name] = s.run(command, timeout=120).stdout.strip()
+    return out
+
+
+def drop_image(names: list[str], tag: str) -> None:
+    on_hosts(names, f"docker rmi -f {shlex.quote(tag)} >/dev/null 2>&1; true")
+
+
+def image_ids(names: list[str], tag: str) -> dict[str, str]:
+    return on_hosts(names, f"docker image inspect --format '{{{{.Id}}}}' {shlex.quote(tag)} 2>/dev/null; true")
+
+
+def leftovers(names: list[str]) -> dict[str, str]:
+    """What the relay left on each host (relay key lines counted, relay folders listed); empty: nothing."""
+    return {h: v for h, v in on_hosts(names, LEFTOVERS).items() if v not in ("", "0")}
+
+
+def relay_processes() -> list[str]:
+    """Processes on this machine (so on every lab host) still working in a relay folder."""
+    proc = subprocess.run(["pgrep", "-af", "llmfleet-relay[.]"], capture_output=True, text=True, check=False)
+    return [ln for ln in proc.stdout.splitlines() if "pgrep" not in ln]
