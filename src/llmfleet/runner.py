@@ -25,7 +25,16 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from . import hostlock, shell
 from .errors import InputError
 from .steps import (
-    CHANGED, FAILED, OK, SKIPPED, ActionSpec, Event, HostContext, RunContext, StepFailed, StepResult,
+    CHANGED,
+    FAILED,
+    OK,
+    SKIPPED,
+    ActionSpec,
+    Event,
+    HostContext,
+    RunContext,
+    StepFailed,
+    StepResult,
 )  # fmt: skip
 from .transport import Endpoint, Session, SessionLike, Unreachable
 
