@@ -24,18 +24,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from . import hostlock, shell
 from .errors import InputError
-from .steps import (
-    CHANGED,
-    FAILED,
-    OK,
-    SKIPPED,
-    ActionSpec,
-    Event,
-    HostContext,
-    RunContext,
-    StepFailed,
-    StepResult,
-)  # fmt: skip
+from .steps import CHANGED, FAILED, OK, SKIPPED, ActionSpec, Event, HostContext, RunContext, StepFailed, StepResult
 from .transport import Endpoint, Session, SessionLike, Unreachable
 
 __all__ = ["OK", "CHANGED", "FAILED", "SKIPPED", "HostPlan", "HostRecap", "RunReport", "batches", "run"]
