@@ -3,7 +3,9 @@
 Like SGLang's continuous-batching scheduler, one loop runs the GPU: waiting prompts are
 prefilled first (one batch; the running requests wait meanwhile), otherwise one decode
 step gives every running request one token and lasts step_ms(n) for a batch of n
-(latency.next_op). A prefilled request has its first token and joins the batch. Per token
+(latency.next_op). A prefilled request has its first token and joins the batch. A prompt
+that arrives while a prefill pass runs joins that pass when it fits (latency.joins): host
+CPU jitter in the lab's clients must not turn into extra prefills. Per token
 the loop only bumps a counter: the text is sliced out of precomputed strings when a
 chunk is sent, so a few hundred concurrent streams stay cheap on two cores.
 """
@@ -16,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from .latency import LatencyModel, next_op
+from .latency import LatencyModel, join_ms, joins, next_op
 
 FILLER = (
     " This text was written by the llmfleet lab simulator, not by a language model:"
@@ -167,6 +169,9 @@ class Engine:
         self.running: list[Request] = []
         self.waiting: list[Request] = []
         self._wake = asyncio.Event()
+        self._open: list[Request] | None = None  # the prefill batch in flight (late arrivals may join it)
+        self._open_slowdown = 1.0
+        self._deadline = 0.0  # loop time at which the op in flight ends
         self._steps = 0
         self._tokens_since_log = 0
         self._log_started = time.monotonic()
@@ -185,8 +190,19 @@ class Engine:
             self._finish(req, time.time())
             return
         self.waiting.append(req)
+        self._join(req)
         self._changed()
         self._wake.set()
+
+    def _join(self, req: Request) -> None:
+        """Take a request that arrives during a prefill pass into it (latency.joins: on time but for host jitter)."""
+        batch = self._open
+        if batch is None:
+            return
+        queued_behind = len(self.waiting) - 1 - len(batch)
+        if joins(self.model, sum(r.prompt_tokens for r in batch), req.prompt_tokens, queued_behind):
+            batch.append(req)
+            self._deadline += join_ms(self.model, req.prompt_tokens, self._open_slowdown) / 1000.0
 
     def _finish(self, req: Request, now: float) -> None:
         req.finished = True
@@ -202,7 +218,8 @@ class Engine:
         deadline: float | None = None
         while True:
             self.waiting = [r for r in self.waiting if not r.cancelled]
-            op = next_op(self.model, [r.prompt_tokens for r in self.waiting], len(self.running), self.slowdown())
+            slow = self.slowdown()
+            op = next_op(self.model, [r.prompt_tokens for r in self.waiting], len(self.running), slow)
             if op.kind == "idle":
                 self._wake.clear()
                 await self._wake.wait()
@@ -212,16 +229,19 @@ class Engine:
             if deadline is None or deadline < now - 0.25:  # idle, or far behind: no burst
                 deadline = now
             batch = self.waiting[: op.take] if op.kind == "prefill" else []
-            if batch and self.log:
-                self.log(
-                    f"Prefill batch. #new-seq: {len(batch)}, #new-token: {sum(r.prompt_tokens for r in batch)}, "
-                    f"#cached-token: 0, #running-req: {len(self.running)}, #queue-req: {len(self.waiting) - len(batch)}"
-                )
-            deadline += op.ms / 1000.0
-            delay = deadline - loop.time()
-            if delay > 0:
+            self._deadline = deadline + op.ms / 1000.0
+            if batch:
+                self._open, self._open_slowdown = batch, slow
+            while (delay := self._deadline - loop.time()) > 0:  # a late arrival may extend a prefill
                 await asyncio.sleep(delay)
+            deadline, self._open = self._deadline, None
             if op.kind == "prefill":
+                if self.log:
+                    self.log(
+                        f"Prefill batch. #new-seq: {len(batch)}, #new-token: {sum(r.prompt_tokens for r in batch)}, "
+                        f"#cached-token: 0, #running-req: {len(self.running)}, "
+                        f"#queue-req: {len(self.waiting) - len(batch)}"
+                    )
                 self._prefilled(batch, time.time())
             else:
                 self._step(time.time())

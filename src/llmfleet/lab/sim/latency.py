@@ -104,6 +104,26 @@ def next_op(model: LatencyModel, waiting: Sequence[int], running: int, slowdown:
     return Op("idle", 0.0)
 
 
+def joins(model: LatencyModel, batch_tokens: int, prompt_tokens: int, queued_behind: int = 0) -> bool:
+    """Whether a prompt that arrives while a prefill pass is in flight is taken into that pass.
+
+    SGLang's scheduler builds each prefill batch from every request received since its last
+    iteration, and a client on a real machine answers a finished stream within a millisecond:
+    the requests caused by one decode step's completions reach the same prefill batch. In the
+    lab the clients share two loaded cores with the servers and answer 10-90 ms late, so those
+    requests straggle in while the batch runs; a second prefill right after it stalls the
+    running batch twice (an ITL of a step plus two prefills). So a late arrival joins the pass
+    in flight, FCFS (nobody queued before it) and within chunked_prefill_size, and the pass
+    lasts its per-token cost longer (join_ms): the schedule the prompt would have had on time.
+    """
+    return queued_behind == 0 and batch_tokens + prompt_tokens <= model.chunked_prefill_size
+
+
+def join_ms(model: LatencyModel, prompt_tokens: int, slowdown: float = 1.0) -> float:
+    """How much longer a prefill pass lasts for a prompt that joins it (its tokens' cost, no fixed cost)."""
+    return model.prefill_ms_per_token * max(prompt_tokens, 1) * slowdown
+
+
 @dataclass(frozen=True)
 class SimConfig:
     load_seconds: float

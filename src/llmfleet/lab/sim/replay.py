@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .latency import LatencyModel, next_op
+from .latency import LatencyModel, join_ms, joins, next_op
 
 
 def bench_lengths(num_prompts: int, input_len: int = 1000, output_len: int = 1000, range_ratio: float = 0.0,
@@ -51,27 +51,45 @@ class _Req:
 
 
 def replay(model: LatencyModel, lengths: Sequence[tuple[int, int]], max_concurrency: int,
-           slowdown: float = 1.0) -> list[_Req]:
-    """Run the schedule to the end; every request with its start and token times (ms)."""
+           slowdown: float = 1.0, client_lag_ms: float = 0.0) -> list[_Req]:
+    """Run the schedule to the end; every request with its start and token times (ms).
+
+    `client_lag_ms`: how long after a slot frees its next request reaches the server (0 on
+    a real machine; 10-90 ms in the lab, where client and servers share two cores). The
+    client's clock starts when it sends; a request that arrives while a prefill runs may
+    join it (latency.joins), as in the live engine."""
     pending = deque(_Req(p, o) for p, o in lengths)
+    transit: deque[tuple[float, _Req]] = deque()  # (arrival time, request), in arrival order
     waiting: deque[_Req] = deque()
     running: list[_Req] = []
     done: list[_Req] = []
     now = 0.0
 
     def admit() -> None:
-        while pending and len(waiting) + len(running) < max_concurrency:
+        while pending and len(transit) + len(waiting) + len(running) < max_concurrency:
             req = pending.popleft()
             req.start = now
-            waiting.append(req)
+            transit.append((now + client_lag_ms, req))
 
     admit()
-    while waiting or running:
+    while transit or waiting or running:
+        while transit and transit[0][0] <= now:
+            waiting.append(transit.popleft()[1])
+        if not waiting and not running:
+            now = transit[0][0]
+            continue
         op = next_op(model, [r.prompt for r in waiting], len(running), slowdown)
-        now += op.ms
+        end = now + op.ms
         if op.kind == "prefill":
             batch = [waiting.popleft() for _ in range(op.take)]
+            while transit and transit[0][0] < end and joins(
+                model, sum(r.prompt for r in batch), transit[0][1].prompt, len(waiting)
+            ):
+                late = transit.popleft()[1]
+                batch.append(late)
+                end += join_ms(model, late.prompt, slowdown)
             running.extend(batch)
+        now = end
         for req in running if op.kind == "decode" else batch:
             req.produced += 1
             req.token_times.append(now)
@@ -117,6 +135,7 @@ def metrics(done: Sequence[_Req]) -> dict[str, Any]:
     }
 
 
-def bench(model: LatencyModel, num_prompts: int, max_concurrency: int, slowdown: float = 1.0) -> dict[str, Any]:
+def bench(model: LatencyModel, num_prompts: int, max_concurrency: int, slowdown: float = 1.0,
+          client_lag_ms: float = 0.0) -> dict[str, Any]:
     """The cookbook's command (random 1000/1000, rate inf) replayed: its figures."""
-    return metrics(replay(model, bench_lengths(num_prompts), max_concurrency, slowdown))
+    return metrics(replay(model, bench_lengths(num_prompts), max_concurrency, slowdown, client_lag_ms))
