@@ -26,7 +26,9 @@ PORT = 30500
 def deployed(lab, tmp_path_factory):
     before = os.environ.get("LLMFLEET_ROUTER_STATE")
     os.environ["LLMFLEET_ROUTER_STATE"] = str(tmp_path_factory.mktemp("router-state"))
-    r = cli("deploy", "--hosts", "lab", "--model", "scout", "--json", env=ENV, timeout=1500)
+    # one host at a time from the control node: this module tests the router, not the image push
+    r = cli("deploy", "--hosts", "lab", "--model", "scout", "--forks", "1", "--set", "image_relay=false", "--json",
+            env=ENV, timeout=1500)  # fmt: skip
     assert r.code == 0, r.stderr[-3000:]
     yield lab
     cli("router.down", timeout=120)
@@ -98,15 +100,16 @@ def test_gsm8k_gate_passes_then_rolls_back_below_the_threshold(deployed):
     assert "Accuracy:" in (Path(doc["archive"]) / host / "gate" / "gsm8k.log").read_text()
     passed_s = time.monotonic() - start
     start = time.monotonic()
-    bad = cli("deploy", "--hosts", host, "--model", "scout", "--set", "mem_fraction_static=0.82", "--gate-gsm8k", "20",
+    # the simulated Scout answers the lab data set's first 30 questions right, 39 of the first 40
+    bad = cli("deploy", "--hosts", host, "--model", "scout", "--set", "mem_fraction_static=0.82", "--gate-gsm8k", "40",
               "--gate-min-accuracy", "1.0", "--json", env=ENV, timeout=900)  # fmt: skip
     assert bad.code != 0
     message = json.loads(bad.stdout)["recap"][host]["message"]
-    assert message.startswith("rolled back (accuracy 0.") and message.endswith(" below 1 on 20 questions)"), message
+    assert message.startswith("rolled back (accuracy 0.") and message.endswith(" below 1 on 40 questions)"), message
     inspect = cli("exec", "--hosts", host, "--cmd", "docker inspect --format '{{json .Config.Cmd}}' llmfleet-sglang",
                   "--json", timeout=120)  # fmt: skip
     assert "0.81" in inspect.stdout and "0.82" not in inspect.stdout  # the previous server serves again
-    print(f"\nFIGURES GSM8K gate: pass (5 q) {passed_s:.1f}s, roll back (20 q) {time.monotonic() - start:.1f}s")
+    print(f"\nFIGURES GSM8K gate: pass (5 q) {passed_s:.1f}s, roll back (40 q) {time.monotonic() - start:.1f}s")
 
 
 def test_an_invalid_threshold_is_refused_before_connecting():

@@ -129,3 +129,15 @@ def test_a_router_on_a_host_is_alive_by_its_health(tmp_path, monkeypatch):
     with pytest.raises(router.RouterError, match="runs on lab1"):
         monkeypatch.setattr(router, "current", lambda: st)
         router.stop()
+
+
+def test_router_up_reads_the_inventory_it_is_given(tmp_path, monkeypatch):
+    from tests.helpers import cli
+
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all:\n  hosts:\n    h1: {ansible_host: 198.51.100.9}\n")
+    monkeypatch.setenv("LLMFLEET_ROUTER_STATE", str(tmp_path / "state"))
+    r = cli("router.up", "--hosts", "nosuch", "-i", str(inv), "--on", "h1", timeout=120)
+    assert r.code == 2 and f"matches no host or group; groups in {inv}" in r.stderr, r.stderr[-2000:]
+    r = cli("router.up", "--hosts", "all", "-i", str(inv), "--on", "h1,h2", "--port", "x", timeout=120)
+    assert r.code == 2 and "--port takes a number" in r.stderr, r.stderr[-2000:]

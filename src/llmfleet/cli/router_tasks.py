@@ -40,7 +40,6 @@ def _workers_json(client: router.Client) -> list[dict[str, Any]]:
 @run_task
 def up(c, hosts="", inventory=None, on="control", port=None, policy="cache_aware", json=False, set=None):
     """Start sglang-router with every healthy server of the group as a worker (idempotent)."""
-    from .. import inventory
     if policy not in router.POLICIES:
         raise InputError(f"--policy takes {' | '.join(router.POLICIES)}, not {policy!r}")
     try:
