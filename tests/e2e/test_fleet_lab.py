@@ -52,6 +52,9 @@ def bench_and_report(*extra: str) -> tuple[Path, dict]:
     run_dir = Path(r.json["archive"])
     rep = cli("report", "--run", run_dir.name, "--json")
     assert rep.code == 0, rep.stderr[-2000:]
+    medium = rep.json["fleet"]["profiles"].get("medium", {})
+    print(f"fleet medium (-s shows it): {json.dumps({m: medium.get(m) for m in ('median_tpot_ms', 'output_throughput')})}"
+          f" outliers {json.dumps(rep.json['fleet']['outliers'])}")
     return run_dir, rep.json
 
 
