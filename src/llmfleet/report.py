@@ -41,7 +41,7 @@ class Report:
     results: dict[str, HostResults]
     baseline: Baseline
     rows: list[Row]
-    verified: list[str] = field(default_factory=list)  # verify_run problems
+    verify_problems: list[str] = field(default_factory=list)  # what verify_run found wrong (empty: verified)
     energy: dict[str, dict[str, Energy]] = field(default_factory=dict)  # host -> profile or "gsm8k" -> telemetry
     fleet: Fleet | None = None
     baseline_fleet: Fleet | None = None  # the baseline run's fleet view (--baseline RUN)
@@ -153,8 +153,8 @@ def report_json(rep: Report) -> dict[str, Any]:
         "profiles": rep.profiles,
         "baseline": rep.baseline.label,
         "baseline_notes": rep.baseline.notes,
-        "verified": not rep.verified,
-        "verify_problems": rep.verified,
+        "verified": not rep.verify_problems,
+        "verify_problems": rep.verify_problems,
         "summary": rep.summary,
         "regressions": len(rep.regressions),
         "rows": [r.to_dict() for r in rep.rows],
@@ -200,8 +200,8 @@ def render_console(rep: Report, console: Console, per_host: bool = False) -> Non
         console.print("[bold magenta]SIMULATED[/] lab run: GPUs and model are simulated; not a benchmark of hardware")
     for note in rep.baseline.notes:
         console.print(Text.assemble(("note:", "yellow"), " ", plain(note)))
-    if rep.verified:
-        console.print(Text.assemble(("archive check failed:", "bold red"), " ", plain("; ".join(rep.verified))))
+    if rep.verify_problems:
+        console.print(Text.assemble(("archive check failed:", "bold red"), " ", plain("; ".join(rep.verify_problems))))
     if rep.fleet is not None and rep.fleet.stats and len(rep.hosts) > 1:
         console.print(fleet_table(rep))
         console.print(outliers_table(rep.fleet))
@@ -506,7 +506,7 @@ def render_html(rep: Report, template: str = "report.html.j2") -> str:
         baseline=rep.baseline,
         summary=rep.summary,
         regressions=rep.regressions,
-        verify_problems=rep.verified,
+        verify_problems=rep.verify_problems,
         colours=VERDICT_COLOUR,
         toolkit_version=__version__,
         generated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),

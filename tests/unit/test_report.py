@@ -31,7 +31,7 @@ def test_fixture_run_is_intact() -> None:
 
 
 def test_report_rows_deltas_and_verdicts(rep: report.Report) -> None:
-    assert rep.run.run_id == RUN_DIR.name and rep.verified == []
+    assert rep.run.run_id == RUN_DIR.name and rep.verify_problems == []
     assert rep.hosts == ["lab1", "lab2"] and rep.profiles == ["low", "medium", "high"]
     assert rep.baseline.label == "cookbook mi300x sglang 0.5.9"
     by = {(r.host, r.profile, r.metric): r for r in rep.rows}
