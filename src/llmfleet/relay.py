@@ -61,6 +61,7 @@ class Relay:
     holders: dict[str, int] = field(default_factory=dict)  # holder -> transfers it is feeding now
     streams: dict[str, int] = field(default_factory=dict)  # receiving now (spooling) -> transfers it is feeding now
     waiting: list[str] = field(default_factory=list)
+    again: set[str] = field(default_factory=set)  # hop failed, the receiver asks again: holders must not leave meanwhile
     bad: dict[str, str] = field(default_factory=dict)  # holder dropped -> why
     sources: dict[str, str] = field(default_factory=dict)  # receiver -> where its image came from
     control_busy: bool = False
@@ -103,6 +104,7 @@ class Relay:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             self.waiting.append(host)
+            self.again.discard(host)
             try:
                 while True:
                     if self.cancelled:
@@ -126,10 +128,15 @@ class Relay:
             self.inflight += 1
             return Hop(feeder, host)
 
-    def finished(self, hop: Hop, ok: bool, feeder_failed: str | None = None) -> None:
-        """A hop ended: on success the receiver holds the image; a failed feeder is dropped for good."""
+    def finished(self, hop: Hop, ok: bool, feeder_failed: str | None = None, again: bool = False) -> None:
+        """A hop ended: on success the receiver holds the image; a failed feeder is dropped for good.
+
+        ``again``: the receiver asks for another feeder next, so holders stay until it does.
+        """
         with self._cond:
             self.inflight -= 1
+            if again and not ok:
+                self.again.add(hop.receiver)
             if hop.feeder == CONTROL:
                 self.control_busy = False
             else:
@@ -148,13 +155,13 @@ class Relay:
     def needed(self) -> bool:
         """Someone still waits or loads: a holder stays available."""
         with self._cond:
-            return bool(self.waiting) or self.inflight > 0
+            return bool(self.waiting or self.again) or self.inflight > 0
 
     def serve(self, host: str, timeout: float | None = None) -> None:
         """Block while ``host`` may still be asked to feed (waiters or transfers in flight), then leave."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while (self.waiting or self.inflight > 0 or self.holders.get(host, 0) > 0) and host in self.holders \
+            while (self.waiting or self.again or self.inflight > 0 or self.holders.get(host, 0) > 0) and host in self.holders \
                     and not self.cancelled:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -170,6 +177,7 @@ class Relay:
         with self._cond:
             self.holders.pop(host, None)
             self.streams.pop(host, None)
+            self.again.discard(host)
             self._cond.notify_all()
 
 
@@ -215,7 +223,7 @@ def remove_lines(comment: str) -> list[str]:
     return ["sh", "-c", script, "sh", comment]
 
 
-KEEPALIVE_S = 5  # the receiver prints a line this often, so a silent channel means a stalled hop
+KEEPALIVE_S = 2  # the receiver prints a line this often: a silent channel means a stalled hop, and Ctrl-C is seen soon
 
 
 def ssh_argv(tmpdir: str, address: str, port: int, user: str | None) -> list[str]:
@@ -234,14 +242,14 @@ INCOMPLETE = 97  # what a spool's server exits with when its host's own transfer
 def serve_spool(folder: str) -> str:
     """What the feeder's sshd runs for a receiver: its spool from the first byte, following it while it grows.
 
-    Waits (up to 30 s) for the feeder's own transfer to start, follows the spool until that
+    Waits (up to 30 s, and only while the folder is there) for the feeder's own transfer to start, follows the spool until that
     transfer ends, and exits ``INCOMPLETE`` unless it ended well: a receiver never mistakes
     a cut stream for a whole one. Its PID goes to ``serving`` so a cleanup can stop it.
     """
     if not re.fullmatch(r"/[A-Za-z0-9_./-]+", folder):
         raise ValueError(f"bad relay folder {folder!r}")
     d = folder
-    return (f"i=0; while [ ! -s {d}/pid ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; "
+    return (f"i=0; while [ -d {d} ] && [ ! -s {d}/pid ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; "
             f"[ -s {d}/pid ] || exit {INCOMPLETE}; "
             f"tail -c +1 --pid=$(cat {d}/pid) -f {d}/spool & t=$!; echo $t >> {d}/serving; wait $t; "
             f"[ -e {d}/ok ] || exit {INCOMPLETE}")  # fmt: skip
@@ -265,7 +273,8 @@ def receive_script(source: Sequence[str] | None, decompress: bool, spool: str | 
     if decompress:
         stages.append("zstd -q -d -c")
     stages.append("docker load")
-    done = f"case \"$st\" in *[1-9]*) ;; *) touch {spool}/ok;; esac; " if spool else ""
+    # a failed transfer drops its pid, so a host that asks this one before its next attempt waits for it
+    done = f"case \"$st\" in *[1-9]*) rm -f {spool}/pid;; *) touch {spool}/ok;; esac; " if spool else ""
     return (f"{prelude}(while sleep {KEEPALIVE_S}; do echo relay-alive; done) & ka=$!; "
             f"{' | '.join(stages)}; st=\"${{PIPESTATUS[*]}}\"; kill $ka 2>/dev/null; {done}echo \"relay-status $st\"")  # fmt: skip
 
@@ -278,8 +287,13 @@ def relay_folder(run_tag: str) -> list[str]:
 
 
 def stop_serving(folder: str) -> list[str]:
-    """Stop the spool servers of a relay folder (a receiver that was cut leaves its one behind) and remove it."""
-    script = 'if [ -f "$1/serving" ]; then for p in $(cat "$1/serving"); do kill "$p" 2>/dev/null; done; fi; rm -rf "$1"'
+    """Stop what works in a relay folder and remove it: its spool servers, and its receiving pipeline when it still runs.
+
+    The pipeline outlives its channel (Ctrl-C closes it; the remote stages only notice at their
+    last write), so its shell (``pid``) and that shell's own children are stopped by PID.
+    """
+    script = ('if [ -f "$1/serving" ]; then for p in $(cat "$1/serving"); do kill "$p" 2>/dev/null; done; fi; '
+              'if [ -s "$1/pid" ] && [ ! -e "$1/ok" ]; then p=$(cat "$1/pid"); pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; fi; rm -rf "$1"')  # fmt: skip
     return ["sh", "-c", script, "sh", folder]
 
 

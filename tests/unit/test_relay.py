@@ -180,3 +180,22 @@ def test_receive_pipeline_status_and_progress_parsing():
     assert relay.feeder_failed(relay.parse_status("relay-status 255 0 1 1"))
     assert not relay.feeder_failed(relay.parse_status("relay-status 0 0 0 1"))
     assert relay.progress_bytes("1048576 bytes (1.0 MB) copied, 1 s\r20971520 bytes (21 MB, 20 MiB) copied, 2 s") == 20971520
+
+
+def test_a_receiver_whose_hop_failed_keeps_the_holders_until_it_asks_again():
+    r = relay.Relay()
+    r.hold("h1")
+    hop = r.feeder_for("h2", timeout=1)
+    assert hop.feeder == "h1"
+    r.finished(hop, ok=False, again=True)
+    assert r.needed()  # h1 must not leave between h2's failed hop and its next request
+    again = r.feeder_for("h2", timeout=1)
+    assert again.feeder == "h1" and not r.again
+    r.finished(again, ok=True)
+    assert not r.needed()
+
+
+def test_stop_serving_stops_an_unfinished_receiving_pipeline_only():
+    script = relay.stop_serving("/tmp/llmfleet-relay.x")[2]
+    assert '[ ! -e "$1/ok" ]' in script and 'pkill -P "$p"' in script  # a finished transfer's PID may be reused
+    assert relay.serve_spool("/tmp/llmfleet-relay.x").startswith("i=0; while [ -d /tmp/llmfleet-relay.x ]")

@@ -14,16 +14,17 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import paramiko
 
 from .. import relay, secrets, shell
 from ..commands import docker
 from ..steps import CHANGED, OK, HostContext, StepFailed, spec
-from ..transport import Result, Unreachable
+from ..transport import INTERRUPTED, Result, Unreachable
 
 CHUNK = 1 << 20
 KEEP_TARS = 2  # saved images kept on the control node (the current one and the one before)
@@ -97,9 +98,12 @@ def prune(directory: Path, keep: int) -> list[Path]:
     return tars[keep:]
 
 
-def _chunks(path: Path) -> Iterator[bytes]:
+def _chunks(path: Path, stop: Callable[[], bool] = lambda: False) -> Iterator[bytes]:
+    """The file in 1 MB chunks; raises :class:`relay.Cancelled` when ``stop()`` turns true (Ctrl-C)."""
     with path.open("rb") as fh:
         while True:
+            if stop():
+                raise relay.Cancelled("interrupted")
             data = fh.read(CHUNK)
             if not data:
                 return
@@ -154,7 +158,30 @@ class Member:
     ctx: HostContext
     tools: frozenset[str]
     folder: str
-    spooled: bool = False  # it received the image in this run: it feeds from its spool, not docker save
+    spooled: bool = False  # it receives (or received) the image in this run: it feeds from its spool, not docker save
+    users: int = 0  # receivers whose hop uses this host's session now (key line added, not yet removed)
+    gone: bool = False  # it left the relay: nobody may start a hop from it any more
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    @contextmanager
+    def borrowed(self) -> Iterator[None]:
+        """A receiver's hop from this host: the host stays (its session open) until the hop's key line is off it."""
+        with self.cond:
+            if self.gone:
+                raise FeederFailed(f"{self.ctx.name} left the relay")
+            self.users += 1
+        try:
+            yield
+        finally:
+            with self.cond:
+                self.users -= 1
+                self.cond.notify_all()
+
+    def retire(self, timeout: float) -> None:
+        """No new hop from this host; wait (bounded) until the hops using it have cleaned up after themselves."""
+        with self.cond:
+            self.gone = True
+            self.cond.wait_for(lambda: self.users == 0, timeout)
 
 
 class RelayRun:
@@ -214,8 +241,11 @@ class RelayRun:
         member = self.members.get(ctx.name)
         if member is None or ctx.session is None:
             return
+        member.retire(timeout=ctx.settings.relay_stall_timeout + 60)
+        # its folder, and any key line of this run a receiver could not remove (it is the host's own file)
+        clean = f"{shell.join(relay.stop_serving(member.folder))}; {shell.join(relay.remove_lines(self.comment))}"
         try:
-            if ctx.session.run(shell.join(relay.stop_serving(member.folder)), timeout=30).ok:
+            if ctx.session.run(clean, timeout=30).ok:
                 return
         except Unreachable:
             pass
@@ -235,11 +265,32 @@ def _progress_task(ctx: HostContext, label: str, total: int) -> tuple[Any, Any]:
     return progress, (progress.add_task(f"{ctx.name} {label}", total=total) if progress else None)
 
 
-def _run_hop_command(ctx: HostContext, command: str, display: str, **kwargs: Any) -> Result:
+def _run_hop_command(ctx: HostContext, command: str, display: str, stop: Callable[[], bool] = lambda: False,
+                     on_stdout: Callable[[bytes], None] | None = None, **kwargs: Any) -> Result:  # fmt: skip
+    """A transfer's command; when ``stop()`` turns true (Ctrl-C) while it runs, it ends at its next output or chunk.
+
+    The run's interrupt closes the channels in flight; a hop that started just after it is caught
+    here, and only its own channel is closed (the transport closes it when the callback raises).
+    """
     assert ctx.session is not None
-    result = ctx.session.run(command, idle_timeout=ctx.settings.relay_stall_timeout, **kwargs)
-    ctx.run.event(host=ctx.name, step=ctx.step.name if ctx.step else "", command=display, exit_code=result.exit_code,
-                  duration_s=round(result.duration_s, 4), mode=ctx.mode, note="relay")  # fmt: skip
+
+    def seen(data: bytes) -> None:
+        if on_stdout is not None:
+            on_stdout(data)
+        if stop():
+            raise relay.Cancelled("interrupted")
+
+    try:
+        if stop():
+            raise relay.Cancelled("interrupted")
+        result = ctx.session.run(command, idle_timeout=ctx.settings.relay_stall_timeout, on_stdout=seen, **kwargs)
+    except relay.Cancelled:
+        result = None
+    if result is not None:
+        ctx.run.event(host=ctx.name, step=ctx.step.name if ctx.step else "", command=display, exit_code=result.exit_code,
+                      duration_s=round(result.duration_s, 4), mode=ctx.mode, note="relay")  # fmt: skip
+    if result is None or (result.exit_code == INTERRUPTED and stop()):
+        raise StepFailed(f"interrupted while {ctx.name} received the image")
     return result
 
 
@@ -254,8 +305,9 @@ def _from_control(ctx: HostContext, images: ControlImages, tag: str, me: Member,
     progress, task = _progress_task(ctx, "from control", total)
     display = f"docker save {tag}{' | zstd' if compress else ''} | ssh {ctx.name} docker load  # {total / 1e6:.0f} MB from the control node"
     spool = me.folder if run is not None else None
+    stop = _stopped(ctx, run)
     try:
-        result = _run_hop_command(ctx, relay.receive_command(None, compress, spool), display, stdin=_chunks(src),
+        result = _run_hop_command(ctx, relay.receive_command(None, compress, spool), display, stop, stdin=_chunks(src, stop),
                                   on_sent=(lambda n: progress.update(task, advance=n)) if progress else None)  # fmt: skip
     finally:
         if progress is not None:
@@ -268,6 +320,11 @@ def _from_control(ctx: HostContext, images: ControlImages, tag: str, me: Member,
     return total
 
 
+def _stopped(ctx: HostContext, run: RelayRun | None) -> Callable[[], bool]:
+    """Whether the run was interrupted (Ctrl-C): the relay's cancel, or the runner's flag without a relay."""
+    return lambda: bool(ctx.run.shared.get("interrupted")) or (run is not None and run.relay.cancelled)
+
+
 def _compress(ctx: HostContext, tools: frozenset[str]) -> bool:
     """Without the relay (each host from the control node): zstd unless switched off and when both sides have it."""
     return ctx.settings.image_compression != "none" and "zstd" in tools and shutil.which("zstd") is not None
@@ -276,8 +333,7 @@ def _compress(ctx: HostContext, tools: frozenset[str]) -> bool:
 def _stalled(ctx: HostContext, source: str) -> None:
     """A hop that went silent: when this host does not answer either, it is the one cut (unreachable)."""
     assert ctx.session is not None
-    alive = ctx.session.run("true", timeout=15)
-    if not alive.ok:
+    if not ctx.session.run("true", timeout=15).ok:
         raise Unreachable(f"{ctx.name} stopped answering while receiving the image from {source}")
 
 
@@ -297,6 +353,11 @@ def _known_hosts_lines(feeder: HostContext) -> str:
 
 def _from_holder(ctx: HostContext, run: RelayRun, feeder: Member, tag: str, me: Member, image: ControlImage) -> int:
     """Pull the stream from a host that streams or holds the image: its spool (as it grows), else its docker save."""
+    with feeder.borrowed():
+        return _pull_from(ctx, run, feeder, tag, me, image)
+
+
+def _pull_from(ctx: HostContext, run: RelayRun, feeder: Member, tag: str, me: Member, image: ControlImage) -> int:
     fctx = feeder.ctx
     private, public = run.key()
     compress = run.compress(ctx, image)
@@ -305,6 +366,7 @@ def _from_holder(ctx: HostContext, run: RelayRun, feeder: Member, tag: str, me: 
     ep = getattr(fctx.session, "endpoint", None)  # a real Session's; the scripted one has none
     port, user = (ep.port, ep.user) if ep is not None else (22, None)
     comment = f"{run.comment}-{ctx.name}"
+    # a feeder that is receiving is not a holder yet: only its spool has the bytes (docker save would fail)
     serve = relay.serve_spool(feeder.folder) if feeder.spooled else relay.serve_command(tag, compress)
     line = relay.authorized_line(public, ctx.host.address, serve, comment)
     progress, task = _progress_task(ctx, f"from {fctx.name}", image.size)
@@ -323,14 +385,15 @@ def _from_holder(ctx: HostContext, run: RelayRun, feeder: Member, tag: str, me: 
         ctx.session.put_bytes(_known_hosts_lines(fctx).encode(), f"{me.folder}/known_hosts", 0o600)
         try:
             added = fctx.session.run(shell.join(relay.add_line(line)), timeout=30)
-        except Unreachable as exc:
+        except (Unreachable, RuntimeError) as exc:  # RuntimeError: its session is closed already
             raise FeederFailed(str(exc)) from None
         if not added.ok:
             raise FeederFailed(f"cannot add the relay key on {fctx.name}: {added.stderr.strip()[:200]}")
         ssh = relay.ssh_argv(me.folder, fctx.host.address, port, user)
         how = "spool" if feeder.spooled else f"docker save{' | zstd' if compress else ''}"
         display = f"ssh {fctx.name} ({how}) | docker load  # on {ctx.name}, relay key"
-        result = _run_hop_command(ctx, relay.receive_command(ssh, compress, me.folder), display, on_stdout=moved)
+        result = _run_hop_command(ctx, relay.receive_command(ssh, compress, me.folder), display, _stopped(ctx, run),
+                                  on_stdout=moved)  # fmt: skip
         codes = relay.parse_status(result.stdout)
         if relay.feeder_failed(codes):
             raise FeederFailed(f"{fctx.name} stopped feeding after {seen[0] / 1e6:.0f} MB: {_tail(result.stdout)}")
@@ -363,7 +426,7 @@ def _cleanup(ctx: HostContext, fctx: HostContext, comment: str) -> None:
         assert fctx.session is not None
         if fctx.session.run(shell.join(relay.remove_lines(comment)), timeout=30).ok:
             return
-    except Unreachable:
+    except (Unreachable, RuntimeError):  # RuntimeError: its session is closed already
         pass
     ctx.say(f"relay: could not remove the key line {comment} on {fctx.name}; it expires by itself, "
             "and the next run there removes it")
@@ -430,6 +493,7 @@ def _push_relayed(ctx: HostContext, images: ControlImages, tag: str, wanted: Con
             hop = run.relay.feeder_for(ctx.name)
         except relay.Cancelled:
             raise StepFailed("interrupted before the image arrived") from None
+        me.spooled = True  # from now on, hosts this one feeds read its spool as it fills
         try:
             if hop.feeder == relay.CONTROL:
                 sent = _from_control(ctx, images, tag, me, run)
@@ -437,17 +501,20 @@ def _push_relayed(ctx: HostContext, images: ControlImages, tag: str, wanted: Con
                 sent = _from_holder(ctx, run, run.members[hop.feeder], tag, me, image)
             _verify(ctx, tag, wanted)
         except FeederFailed as exc:
-            run.relay.finished(hop, ok=False, feeder_failed=str(exc))
+            run.relay.finished(hop, ok=False, feeder_failed=str(exc), again=True)
             ctx.say(f"relay: {exc}; {ctx.name} gets the image from another host")
             continue
         except StreamBroke as exc:
-            run.relay.finished(hop, ok=False)
+            run.relay.finished(hop, ok=False, again=True)
             ctx.say(f"relay: {exc}; {ctx.name} starts again")
             continue
+        except Unreachable as exc:  # this host went away (cut): the recap names it and its source
+            run.relay.finished(hop, ok=False)
+            msg = str(exc) if str(exc).startswith(ctx.name) else f"{ctx.name} went away while receiving the image from {hop.feeder}: {exc}"
+            raise Unreachable(msg) from None
         except BaseException:
             run.relay.finished(hop, ok=False)
             raise
-        me.spooled = True
         run.relay.finished(hop, ok=True)
         break
     took = time.monotonic() - start
