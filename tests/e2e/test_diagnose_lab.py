@@ -13,8 +13,9 @@ ENV = {"HF_TOKEN": "hf_labSecretTokenValue0123456789"}
 
 def test_diagnose_names_the_cause_of_a_crashed_server(lab, tmp_path):
     host = lab.hosts[0]
+    # --no-rollback: a host that already serves would otherwise be put back on its previous (healthy) container
     r = cli("deploy", "--hosts", host.name, "--model", "scout", "--json", "--set", "extra_server_args=[--no-such-flag]",
-            "--set", "health_timeout=60", env=ENV, timeout=1200)  # fmt: skip
+            "--set", "health_timeout=60", "--no-rollback", env=ENV, timeout=1200)  # fmt: skip
     assert r.code == 1
     r = cli("diagnose", "--hosts", host.name, "--json", timeout=300)
     assert r.code == 0, r.stderr[-3000:]
