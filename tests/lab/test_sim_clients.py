@@ -205,8 +205,8 @@ def test_tpot_at_cookbook_concurrency_1_and_16(engine, staged, lab_serve):
     assert tpot1 == pytest.approx(7.40, rel=0.10)  # cookbook 5.1.1: 7.40 ms
     # cookbook 5.1.2 says 12.00 ms for 1000-token outputs; with 120-token outputs the prefills of arriving
     # requests weigh more in each request's TPOT: compare with the model's schedule for this workload
-    low, high = modelled_tpot("scout", 64, 16, 1000, 120)
-    assert 0.85 * low <= tpot16 <= 1.15 * high, f"median TPOT {tpot16} ms at c=16, the model's schedule says {low:.2f}-{high:.2f}"
+    want_lo, want_hi = modelled_tpot("scout", 64, 16, 1000, 120)
+    assert 0.85 * want_lo <= tpot16 <= 1.15 * want_hi, f"median TPOT {tpot16} ms at c=16, the model's schedule says {want_lo:.2f}-{want_hi:.2f}"
     ttft1 = metric(low, "Median TTFT (ms):")
     assert 40 <= ttft1 <= 130  # cookbook 68.57 ms for prompts of ~610 tokens
     print(f"\n[cookbook shape] median TPOT c=1 {tpot1} ms (cookbook 7.40), c=16 {tpot16} ms (cookbook 12.00); "
