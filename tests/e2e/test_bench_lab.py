@@ -18,13 +18,6 @@ PROMPTS = 12
 
 
 @pytest.fixture(scope="module")
-def serving(lab):
-    r = cli("deploy", "--hosts", "lab", "--model", "scout", "--json", env=ENV, timeout=1200)
-    assert r.code == 0, r.stderr[-3000:]
-    return lab
-
-
-@pytest.fixture(scope="module")
 def bench_run(serving):
     r = cli("bench", "--hosts", "lab", "--model", "scout", "--profile", "low,medium", "--num-prompts", str(PROMPTS),
             "--input-len", "200", "--output-len", "48", "--json", env=ENV, timeout=1200)  # fmt: skip

@@ -29,13 +29,6 @@ SAMPLERS = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; ech
 
 
 @pytest.fixture(scope="module")
-def serving(lab):
-    r = cli("deploy", "--hosts", "lab", "--model", "scout", "--json", env=ENV, timeout=1200)
-    assert r.code == 0, r.stderr[-3000:]
-    return lab
-
-
-@pytest.fixture(scope="module")
 def victim(serving):
     """The third host, its GPUs SLOW_PCT% slower until the module ends."""
     host = serving.hosts[2]
