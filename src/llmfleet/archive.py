@@ -36,9 +36,8 @@ import msgspec
 
 from . import __version__, metrics, paths, schema, yamlsrc
 from .errors import InputError
-from .secrets import redact, redact_bytes
+from .secrets import mask, redact, redact_bytes
 from .secrets import registered as registered_secrets
-from .shell import mask
 
 FORMAT = 1
 MANIFEST = "manifest.json"

@@ -15,7 +15,7 @@ import os
 import stat
 import threading
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from .errors import InputError
 
@@ -47,12 +47,17 @@ def forget_all() -> None:
         _registered = ()
 
 
-def redact(text: str) -> str:
-    """``text`` with every registered secret replaced by a fixed mask."""
-    for secret in _registered:
+def mask(text: str, values: Iterable[str]) -> str:
+    """``text`` with each of ``values`` (at least MIN_LENGTH long) replaced by a fixed mask, longest first."""
+    for secret in sorted({v for v in values if v and len(v) >= MIN_LENGTH}, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
     return text
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by a fixed mask."""
+    return mask(text, _registered)
 
 
 def redact_bytes(data: bytes) -> bytes:

@@ -1,4 +1,4 @@
-"""The one place where argv lists become shell text, and where secrets are masked.
+"""The one place where argv lists become shell text.
 
 Every remote command is built as a list of strings by the builders in
 ``llmfleet.commands`` and joined here, so quoting is decided once and tested once.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import shlex
 from typing import Iterable, Sequence
-
-MASK = "********"
 
 
 def join(argv: Sequence[str]) -> str:
@@ -40,17 +38,6 @@ def pipeline(*commands: Sequence[str]) -> str:
 def and_then(*commands: Sequence[str]) -> str:
     """Join several argv lists with ``&&``."""
     return " && ".join(join(c) for c in commands)
-
-
-def mask(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of each secret with a fixed mask.
-
-    Secrets shorter than 4 characters are ignored: masking "a" would shred a log
-    and such a value cannot be a real token.
-    """
-    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    return text
 
 
 def sections(parts: Iterable[tuple[str, Sequence[str]]]) -> str:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from llmfleet import shell
+from llmfleet import secrets, shell
 from llmfleet.commands import docker, sglang
 
 SCOUT = "meta-llama/Llama-4-Scout-17B-16E-Instruct"
@@ -73,4 +73,4 @@ def test_join_refuses_a_string():
 
 
 def test_mask_hides_every_occurrence():
-    assert shell.mask("HF_TOKEN=hf_abcdef and again hf_abcdef", ["hf_abcdef"]) == "HF_TOKEN=******** and again ********"
+    assert secrets.mask("HF_TOKEN=hf_abcdef and again hf_abcdef", ["hf_abcdef"]) == "HF_TOKEN=******** and again ********"
