@@ -42,6 +42,7 @@ class Prepared:
     catalog: catalog.Catalog
     plans: list[runner.HostPlan]
     hf_token: str | None
+    cli_vars: dict[str, Any]  # the flags and --set values the user gave (None: not given, dropped)
 
 
 def endpoint(host: Any, s: settings.Settings, resolved: Any) -> Endpoint:
@@ -78,7 +79,7 @@ def prepare(req: Request) -> Prepared:
         runner.batch_size(len(hosts), req.serial)
     if req.max_fail_percentage is not None and not 0 <= req.max_fail_percentage <= 100:
         raise InputError(f"--max-fail-percentage takes 0 to 100, not {req.max_fail_percentage}")
-    return Prepared(pb, cat, plans, token)
+    return Prepared(pb, cat, plans, token, cli_vars)
 
 
 def execute(req: Request, emit: Callable[[Event], None], say: Callable[[str], None],
@@ -120,7 +121,7 @@ def execute(req: Request, emit: Callable[[Event], None], say: Callable[[str], No
 
 def run_meta(req: Request, prep: Prepared) -> dict[str, Any]:
     """The manifest's description of the run (archive format: docs/archive-format.md)."""
-    cli_vars = {k: v for k, v in req.cli_vars.items() if v is not None}
+    cli_vars = prep.cli_vars
     model = cli_vars.get("model")
     return {
         "kind": prep.playbook.name,
