@@ -161,15 +161,23 @@ class Turns:
     that the rollout stopped. One session and one lock per host for the whole run.
     """
 
-    def __init__(self, names: Sequence[str]) -> None:
+    def __init__(self, names: Sequence[str], forks: int = DEFAULT_FORKS) -> None:
         self.arrived = {n: threading.Event() for n in names}
         self.go = {n: threading.Event() for n in names}
         self.stopped: set[str] = set()
+        # every host has a thread (it must be able to wait for its turn), but only `forks` of
+        # them work at a time: before the split and within a batch, as `--forks` promises
+        self.slots = threading.BoundedSemaphore(max(1, forks))
 
     def wait(self, name: str) -> bool:
-        """Called by a host's thread at the split; True when its batch may go on."""
+        """Called by a host's thread at the split; True when its batch may go on.
+
+        The host gives its work slot up while it waits and takes one again when admitted.
+        """
         self.arrived[name].set()
+        self.slots.release()
         self.go[name].wait()
+        self.slots.acquire()
         return name not in self.stopped
 
     def admit(self, names: Sequence[str], stop: bool = False) -> None:
@@ -242,10 +250,13 @@ def _run_host(ctx: RunContext, plan: HostPlan, actions: Mapping[str, ActionSpec]
               results: list[StepResult], turns: Turns | None = None) -> HostRecap:  # fmt: skip
     recap = HostRecap()
     name = plan.host.name
+    if turns is not None:
+        turns.slots.acquire()
     try:
         return _run_host_steps(ctx, plan, actions, connect, results, recap, turns)
     finally:
         if turns is not None:
+            turns.slots.release()
             turns.arrived[name].set()  # a host that ended before the split does not hold the batches up
 
 
@@ -353,8 +364,8 @@ def _run_staged(ctx: RunContext, plans: Sequence[HostPlan], actions: Mapping[str
                 report: RunReport) -> None:  # fmt: skip
     """Every host up to the split at once, then batch by batch (see :class:`Turns`)."""
     names = [p.host.name for p in plans]
-    turns = Turns(names)
-    # every host's thread lives for the whole run (it waits for its turn), so no fewer workers than hosts
+    turns = Turns(names, forks)
+    # every host's thread lives for the whole run (it waits for its turn), so no fewer threads than hosts
     with ThreadPoolExecutor(max_workers=max(1, len(plans))) as pool:
         futures = {p.host.name: pool.submit(_run_host, ctx, p, actions, connect, per_host[p.host.name], turns)
                    for p in plans}  # fmt: skip

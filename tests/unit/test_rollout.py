@@ -7,6 +7,8 @@ The lab (tests/e2e/test_rollout_lab.py) is the end-to-end truth with the real ro
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Mapping
@@ -171,6 +173,36 @@ def test_max_fail_percentage_lets_the_rollout_go_on():
     report, order = _staged(["h1"], ["h1", "h2", "h3"], "1", max_fail=100)
     assert [o for o in order if o.startswith("replace")] == ["replace h1", "replace h2", "replace h3"]
     assert report.recap["h3"].message == "upgraded"
+
+
+def test_forks_bound_the_hosts_working_at_once_before_and_after_the_split():
+    """`--forks 1 --serial 2`: one host at a time stages the image, and one at a time is replaced."""
+    busy: list[str] = []
+    overlap: list[tuple[str, ...]] = []
+    guard = threading.Lock()
+
+    def slow(c: str) -> int:
+        with guard:
+            busy.append(c)
+            overlap.append(tuple(busy))
+        time.sleep(0.05)
+        with guard:
+            busy.remove(c)
+        return 0
+
+    roles = [Role("image", [Step("stage", "mark", "image")]),
+             Role("server", [Step("replace", "replace", "server", args={"fail_on": []})])]  # fmt: skip
+    pb = Playbook(name="deploy", path=Path("deploy.yml"), roles=roles, vars={}, serial_from="server")
+    net = FakeNetwork()
+    names = ["h1", "h2", "h3", "h4"]
+    for n in names:
+        net.host(n).on(r"^(stage|replace) ", slow)
+    ctx = RunContext(playbook=pb, catalog=catalog.load(), mode="apply", run_id="run-1")
+    plans = [runner.HostPlan(SimpleNamespace(name=n, address="198.51.100.1", vars={}), Endpoint(n, "198.51.100.1"),
+                             settings=None, resolved={}) for n in names]  # fmt: skip
+    report = runner.run(ctx, plans, ACTIONS, forks=1, serial="2", connect=net.connect)
+    assert report.success and len(overlap) == 8
+    assert max(len(o) for o in overlap) == 1, overlap
 
 
 def test_serial_lists_ramp_up():

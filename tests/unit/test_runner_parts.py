@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -75,3 +76,45 @@ def test_saved_images_are_pruned_to_the_newest(tmp_path):
     removed = prune(tmp_path, keep=2)
     assert [p.name for p in removed] == ["a.tar"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.tar", "c.tar", "keep.partial"]
+
+
+def test_a_cache_file_is_made_once_by_concurrent_runs(tmp_path):
+    """Hosts' threads (and other llmfleet processes) asking for the same saved image: one maker, no torn file."""
+    import multiprocessing
+    import threading
+
+    from llmfleet.actions.image import cached_file
+
+    target = tmp_path / "cache" / "img.tar"
+    count = tmp_path / "makers"
+
+    def make(tmp) -> None:
+        with open(count, "a") as fh:  # counted in a file: the other process's calls count too
+            fh.write("made\n")
+        tmp.write_bytes(b"a" * 1000)
+        time.sleep(0.1)
+        tmp.write_bytes(b"b" * 2000)
+
+    # forked before any thread holds the lock (a fork would share the holder's lock)
+    child = multiprocessing.get_context("fork").Process(target=cached_file, args=(target, make))
+    child.start()
+    threads = [threading.Thread(target=cached_file, args=(target, make)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    child.join(10)
+    assert target.read_bytes() == b"b" * 2000 and count.read_text() == "made\n" and child.exitcode == 0
+    assert sorted(p.name for p in target.parent.iterdir()) == ["img.tar", "img.tar.lock"]  # no partial file left
+
+
+def test_a_failed_cache_maker_leaves_no_partial_file(tmp_path):
+    from llmfleet.actions.image import cached_file
+
+    def broken(tmp) -> None:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("docker save died")
+
+    with pytest.raises(RuntimeError):
+        cached_file(tmp_path / "img.tar", broken)
+    assert [p.name for p in tmp_path.iterdir()] == ["img.tar.lock"]

@@ -8,6 +8,7 @@ the image (the same image ID, for a push).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -76,17 +77,38 @@ class ControlImages:
         with self._lock:
             if image.tar is None:
                 path = cache_dir() / f"{image.image_id.split(':')[-1]}.tar"
-                if not path.exists():
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_suffix(".partial")
+
+                def save(tmp: Path) -> None:
                     argv = docker.save(tag) + ["-o", str(tmp)]
                     proc = subprocess.run(argv, capture_output=True, text=True, env=_control_env(self.docker_host))
                     if proc.returncode != 0:
                         raise StepFailed(f"docker save {tag} failed on the control node: {proc.stderr.strip()[:200]}")
-                    tmp.rename(path)
+
+                if cached_file(path, save):
                     prune(path.parent, keep=KEEP_TARS)
                 image.tar = path
             return image
+
+
+def cached_file(path: Path, make: Callable[[Path], None]) -> bool:
+    """Make `path` once, safe against other threads and other llmfleet runs on this control node.
+
+    The maker writes a temporary file of its own, renamed into place when complete; an
+    exclusive lock beside the cache entry makes a second run wait for the first one's file
+    instead of saving the same GBs again. True when this call made the file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        if path.exists():
+            return False
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+        try:
+            make(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return True
 
 
 def prune(directory: Path, keep: int) -> list[Path]:
@@ -95,6 +117,8 @@ def prune(directory: Path, keep: int) -> list[Path]:
     for old in tars[keep:]:
         old.unlink(missing_ok=True)
         old.with_suffix(".tar.zst").unlink(missing_ok=True)  # its compressed copy (relay/push with zstd)
+        for lock in (old.with_name(old.name + ".lock"), old.with_name(old.name + ".zst.lock")):
+            lock.unlink(missing_ok=True)
     return tars[keep:]
 
 
@@ -122,12 +146,15 @@ def _zstd_tar(image: ControlImage) -> Path:
     """The saved image compressed once (zstd -3) beside the tar, for every host that can decompress it."""
     assert image.tar is not None
     path = image.tar.with_suffix(".tar.zst")
-    if not path.exists():
-        tmp = path.with_suffix(".zst-partial")
-        proc = subprocess.run(["zstd", "-q", "-f", "-3", "-T0", str(image.tar), "-o", str(tmp)], capture_output=True, text=True, check=False)
+    source = image.tar
+
+    def compress(tmp: Path) -> None:
+        argv = ["zstd", "-q", "-f", "-3", "-T0", str(source), "-o", str(tmp)]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise StepFailed(f"zstd on the control node failed: {proc.stderr.strip()[:200]}")
-        tmp.rename(path)
+
+    cached_file(path, compress)
     return path
 
 
