@@ -230,3 +230,34 @@ def test_plan_ends_requests_like_the_real_scheduler():
     assert (p.target, p.finish) == (4, {"type": "stop", "matched": 99})
     p = plan(script, 10, True, 4, 99, stop=["c a"])
     assert p.finish == {"type": "stop", "matched": "c a"} and p.text_end == 5 and p.target == 4
+
+
+def test_log_requests_logs_the_servers_own_timing_of_each_stream(snapshot, capsys):
+    server = make_server(snapshot, extra=["--log-requests"])
+
+    async def body(client):
+        await wait_ready(client)
+        before = time.time()
+        payload = {"text": "x", "stream": True, "sampling_params": {"max_new_tokens": 5, "ignore_eos": True}}
+        evs = events(await (await client.post("/generate", json=payload)).read())
+        assert evs[-1] == "[DONE]"
+        return before
+
+    run(server, body)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "Finish: rid=" in ln]
+    assert len(lines) == 1 and "[simulated]" in lines[0] and "completion_tokens=5" in lines[0]
+    stamps = dict(part.split("=") for part in lines[0].split("Finish: ")[1].split(", "))
+    order = [float(stamps[k]) for k in ("received", "queued", "first_token", "first_sent", "finished")]
+    assert order == sorted(order) and order[-1] - order[0] >= 4 * server.latency.step_ms(1) / 1000
+
+
+def test_without_log_requests_no_request_lines(snapshot, capsys):
+    server = make_server(snapshot)
+
+    async def body(client):
+        await wait_ready(client)
+        await (await client.post("/generate", json={"text": "x", "stream": True,
+                                                    "sampling_params": {"max_new_tokens": 3}})).read()
+
+    run(server, body)
+    assert "Finish: rid=" not in capsys.readouterr().err

@@ -131,6 +131,8 @@ class Request:
     script: Script
     plan: Plan
     created: float = field(default_factory=time.time)
+    received: float | None = None  # when its HTTP request reached the handler (before the body was read)
+    first_sent_at: float | None = None  # when its first token was written to the client
     produced: int = 0
     finished: bool = False
     cancelled: bool = False

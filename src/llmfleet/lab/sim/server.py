@@ -30,6 +30,19 @@ ENV_LOAD = "LLMFLEET_SIM_LOAD_SECONDS"
 ENV_GPUS = "LLMFLEET_SIM_GPUS"
 ENV_PROFILE = "LLMFLEET_SIM_PROFILE"
 EXIT_START_FAILED = 1
+RECEIVED = "llmfleet_received"  # the aiohttp request's key for the time it reached the server
+
+
+def finish_line(req: Request) -> str:
+    """--log-requests: SGLang logs each finished request; the simulator logs its own timing of it
+    (epoch seconds: received by the handler, queued for prefill, first token made and sent, finished),
+    so that a client's TTFT can be split into the server's part and the client's."""
+    def t(x: float | None) -> str:
+        return "-" if x is None else f"{x:.4f}"
+
+    return (f"Finish: rid={req.rid}, prompt_tokens={req.prompt_tokens}, completion_tokens={req.produced}, "
+            f"received={t(req.received)}, queued={t(req.created)}, first_token={t(req.first_token_at)}, "
+            f"first_sent={t(req.first_sent_at)}, finished={t(req.finished_at)}")
 
 
 def log(message: str, tp: bool = False) -> None:
@@ -122,6 +135,7 @@ class Server:
                              decode_log_interval=int(flags.value(args, "decode_log_interval", default=40)),
                              slowdown=self.gpu.slowdown, on_change=self.gpu.load)
         self.started = time.time()
+        self.log_requests = bool(flags.value(args, "log_requests", default=False))
 
     # ------------------------------------------------------------ app
 
@@ -130,6 +144,7 @@ class Server:
 
         @web.middleware
         async def auth(request: Any, handler: Any) -> Any:
+            request[RECEIVED] = time.time()
             if not self._auth_ok(request):
                 return web.json_response({"error": "Unauthorized"}, status=401)
             return await handler(request)
@@ -285,6 +300,7 @@ class Server:
         """Send render(req) each time the engine reports progress, then tail(req), then [DONE]."""
         from aiohttp import web
 
+        req.received = request.get(RECEIVED)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
         task = asyncio.ensure_future(self.engine.submit(req))
@@ -295,6 +311,8 @@ class Server:
                 chunk = render(req)
                 if chunk:
                     await resp.write(chunk)
+                    if req.first_sent_at is None:
+                        req.first_sent_at = time.time()
                 if req.finished:
                     break
             if tail is not None:
@@ -302,6 +320,8 @@ class Server:
                     await resp.write(extra)
             await resp.write(api.DONE)
             await resp.write_eof()
+            if self.log_requests:
+                log(finish_line(req))
         except (ConnectionResetError, asyncio.CancelledError):
             req.cancelled = True
             raise
