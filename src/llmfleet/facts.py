@@ -150,9 +150,13 @@ def parse_render_nodes(text: str) -> list[str]:
     return sorted((n for n in text.split() if re.fullmatch(r"renderD\d+", n)), key=lambda n: int(n[7:]))
 
 
+_VRAM_SIZE_KEYS = ("size", "vram_size", "vram_size_mb")
+
+
 def _vram_mb(vram: Any) -> int | None:
-    """amd-smi reports VRAM as {"value": 196592, "unit": "MB"} (newer) or "196592 MB" (older)."""
-    size = vram.get("size", vram.get("vram_size")) if isinstance(vram, dict) else vram
+    """amd-smi's VRAM size: {"size": {"value": 196592, "unit": "MB"}} in JSON since ROCm 6.1,
+    {"vram_size_mb": 196592} in ROCm 6.0's JSON, "196592 MB" where a human-readable form is passed on."""
+    size = next((vram[k] for k in _VRAM_SIZE_KEYS if k in vram), None) if isinstance(vram, dict) else vram
     if isinstance(size, dict):
         value, unit = size.get("value"), str(size.get("unit", "MB")).upper()
     elif isinstance(size, (int, float, str)):
@@ -207,9 +211,13 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 
 def parse_amd_smi(data: Any) -> list[Gpu]:
-    """`amd-smi static --json`: a bare list (older releases) or {"gpu_data": [...]} (newer)."""
+    """`amd-smi static --json` in each shape it has had (ROCm/amdsmi amdsmi_cli/amdsmi_logger.py):
+
+    {"gpu_data": [...]} from amd-smi 26 (ROCm 7.0); a bare list [{"gpu": 0, ...}, ...] in ROCm 6.1-6.4;
+    in ROCm 6.0 a bare list with several GPUs but one bare object {"gpu": 0, ...} on a one-GPU host.
+    """
     if isinstance(data, dict):
-        data = data.get("gpu_data", [])
+        data = data["gpu_data"] if "gpu_data" in data else [data] if "gpu" in data else []
     gpus = []
     for entry in data if isinstance(data, list) else []:
         entry = _mapping(entry)

@@ -146,6 +146,54 @@ def test_real_rocm_smi_meminfo_gives_vram():
     assert (gpu.product, gpu.arch, gpu.vram_mb) == ("Radeon RX 7900 XT", "gfx1100", 21458059264 // 2**20)
 
 
+# --- amd-smi's bare-list shape (amd-smi < 26, ROCm 6.x) and ROCm 6.0's shapes ----------------------------------
+
+
+def test_real_amd_smi_bare_list_from_an_mi355_node():
+    """`amd-smi static --clock --json` on an MI355 node (amd-smi < 26): a bare list, one entry per GPU.
+
+    Only the clock group was asked for, so the entry has no asic or vram: the GPU is counted and
+    its kind is not guessed (deploy asks for `hardware`)."""
+    from llmfleet import catalog, deployment
+    from llmfleet.errors import InputError
+
+    [gpu] = _gpus("amd_smi_static_clock_list_mi355.json")
+    assert (gpu.product, gpu.arch, gpu.vram_mb, gpu.device_id) == ("unknown", None, None, None)
+    with pytest.raises(InputError, match="cannot tell the hardware kind of GPUs unknown arch"):
+        deployment.detect_hardware(catalog.load(), facts.HostFacts(gpus=[gpu]), None)
+
+
+def test_real_amd_smi_bare_list_vram_of_an_mi300x():
+    """An 8 x MI300X node in AMD's amd-smi blog post: `amd-smi static --json | jq '.[0]["vram"]'`.
+
+    jq's `.[0]` indexes a list (on an object it fails), so that amd-smi printed the bare list; the printed
+    object is the first entry's "vram" verbatim. The entry's asic values are the same post's `amd-smi static`
+    text for GPU 0 (MARKET_NAME MI300X-O, DEVICE_ID 0x74a1, no TARGET_GRAPHICS_VERSION on that release)."""
+    from llmfleet import catalog, deployment
+
+    command, _, output = (FIX / "amd_smi_list_mi300x_vram_via_jq.txt").read_text().partition("\n")
+    assert command == "$ amd-smi static --json | jq '.[0][\"vram\"]'"
+    entry = {"gpu": 0, "asic": {"market_name": "MI300X-O", "device_id": "0x74a1"}, "vram": json.loads(output)}
+    source, [gpu], error = facts.parse_gpu("source amd-smi\n" + json.dumps([entry], indent=4))
+    assert (gpu.product, gpu.arch, gpu.vram_mb, gpu.device_id, error) == ("MI300X-O", None, 196592, "0x74a1", None)
+    hw = deployment.infer_hardware(catalog.load(), gpu.product, gpu.arch, gpu.vram_mb, gpu.device_id)
+    assert hw is not None and (hw.key, hw.gpu_memory_gb) == ("mi300x", 192)
+
+
+def test_rocm_6_0_amd_smi_shapes_read_in_its_source():
+    """Shapes read in ROCm/amdsmi's source, not captured outputs. At tag rocm-6.0.0, `_print_json_output`
+    prints a one-GPU host's entry as a bare object (a list only for several GPUs) and `static` passes the
+    library's VRAM dict on as {"vram_type", "vram_vendor", "vram_size_mb"}; from rocm-6.1.0 a failed VRAM
+    read leaves {"type": "N/A", "vendor": "N/A", "size": "N/A"}."""
+    one_gpu = {"gpu": 0, "asic": {"market_name": "MI300X-O", "device_id": "0x74a1"},
+               "vram": {"vram_type": "HBM", "vram_vendor": "N/A", "vram_size_mb": 196592}}  # fmt: skip
+    source, gpus, error = facts.parse_gpu("source amd-smi\n" + json.dumps(one_gpu, indent=4))
+    assert (error, [(g.product, g.vram_mb, g.device_id) for g in gpus]) == (None, [("MI300X-O", 196592, "0x74a1")])
+    [unread] = facts.parse_amd_smi([{"gpu": 0, "vram": {"type": "N/A", "vendor": "N/A", "size": "N/A"}}])
+    assert unread.vram_mb is None
+    assert facts.parse_amd_smi({"gpu_data": []}) == [] and facts.parse_amd_smi({"error": "no GPUs"}) == []
+
+
 # --- hardware kinds from facts ------------------------------------------------------------------------------------
 
 _GIB = 1024
@@ -167,6 +215,11 @@ _GIB = 1024
         ("AMD Instinct MI300X", "gfx942", 256 * _GIB, None, None),  # the name and the VRAM disagree
         ("AMD Instinct MI355X", "gfx950", 294896, None, "mi355x"),
         ("AMD INSTINCT MI200 (MCM) OAM LC MBA HPE C2", "gfx90a", None, "0x7408", None),
+        # real values (tests/fixtures/host_outputs/README.md, "Also read"):
+        ("MI300X-O", None, 196592, "0x74a1", "mi300x"),  # amd-smi 6.2 era, AMD blog: no target_graphics_version
+        ("AMD Instinct Mi325X VF", "gfx942", None, "0x74b9", "mi325x"),  # an MI325X VF ("Mi", VF device ID)
+        ("AMD Instinct MI308X OAM", "gfx942", None, "0x74a2", None),  # gfx942 but no kind the cookbook knows
+        ("AMD Instinct MI350X", "gfx950", None, "0x75a0", "mi355x"),  # the mi355x kind covers MI350X
     ],
 )  # fmt: skip
 def test_hardware_kind_from_name_id_arch_and_vram(product, arch, vram_mb, device, kind):
