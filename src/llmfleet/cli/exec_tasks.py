@@ -2,7 +2,7 @@
 
 A direct path, not a playbook: connections opened in parallel (forks), one channel per
 host, output grouped per host. The inventory's connection settings and host keys are the
-same as a deploy's (``transport.host_endpoint``); secrets are masked by the redacting
+same as a deploy's (``endpoint.host_endpoint``); secrets are masked by the redacting
 streams every task writes through. No deploy lock: an ad-hoc command changes nothing the
 toolkit manages (use a playbook for that).
 """
@@ -17,13 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from .. import paths, runner
+from .. import paths
 from ..errors import EXIT_FAILED, InputError
 from .common import console, print_json, run_task, task
 from .deploy import _num, helps
 
 if TYPE_CHECKING:
-    from ..transport import Endpoint
+    from ..endpoint import Endpoint
+    from ..runner import Connect
+
+FORKS = 32  # the engine's default (runner.DEFAULT_FORKS; a unit test keeps them equal), without loading it
 
 
 @dataclass
@@ -46,8 +49,8 @@ class HostOutput:
 def endpoints(hosts: str, inventory_path: str | None) -> list[Endpoint]:
     """The matched hosts' endpoints, built and checked exactly as for a deploy (before anything connects)."""
     from .. import settings
+    from ..endpoint import host_endpoint
     from ..inventory import load_inventory
-    from ..transport import host_endpoint
 
     inv = load_inventory(inventory_path or paths.default_inventory())
     found = []
@@ -57,11 +60,17 @@ def endpoints(hosts: str, inventory_path: str | None) -> list[Endpoint]:
     return found
 
 
-def run_one(endpoint: Endpoint, command: str, timeout: float | None, connect: runner.Connect) -> HostOutput:
-    from ..transport import Unreachable
+def run_one(endpoint: Endpoint, command: str, timeout: float | None, connect: Connect | None) -> HostOutput:
+    """One host's answer: through `ssh` when it can (see :mod:`llmfleet.sshcli`), else the engine's transport."""
+    from .. import sshcli
     start = time.monotonic()
+    if connect is None and sshcli.usable(endpoint):
+        answer = sshcli.run(endpoint, command, timeout)
+        return HostOutput(answer.rc, answer.stdout, answer.stderr, time.monotonic() - start)
+    from ..runner import connect_ssh
+    from ..transport import Unreachable
     try:
-        session = connect(endpoint)
+        session = (connect or connect_ssh)(endpoint)
     except Unreachable as exc:
         return HostOutput(None, "", str(exc), time.monotonic() - start)
     try:
@@ -73,9 +82,12 @@ def run_one(endpoint: Endpoint, command: str, timeout: float | None, connect: ru
         session.close()
 
 
-def run_everywhere(eps: Sequence[Endpoint], command: str, forks: int = runner.DEFAULT_FORKS, timeout: float | None = None,
-                   connect: runner.Connect = runner.connect_ssh) -> dict[str, HostOutput]:  # fmt: skip
-    """Every host's answer, in inventory order; one host's failure never stops the others."""
+def run_everywhere(eps: Sequence[Endpoint], command: str, forks: int = FORKS, timeout: float | None = None,
+                   connect: Connect | None = None) -> dict[str, HostOutput]:  # fmt: skip
+    """Every host's answer, in inventory order; one host's failure never stops the others.
+
+    ``connect`` given (a test's scripted network): every host through it, never `ssh`.
+    """
     if not command.strip():
         raise InputError("--cmd is empty")
     if forks < 1:
@@ -106,7 +118,7 @@ def exec_(c: Any, hosts: str = "", cmd: str = "", inventory: str | None = None, 
     """Run one command on every matched host in parallel; output grouped per host; non-zero exit if a host failed."""
     n_forks = _num(forks, "forks")
     eps = endpoints(hosts or "all", inventory)
-    outputs = run_everywhere(eps, cmd, runner.DEFAULT_FORKS if n_forks is None else n_forks, _num(timeout, "timeout"))
+    outputs = run_everywhere(eps, cmd, FORKS if n_forks is None else n_forks, _num(timeout, "timeout"))
     if json:
         print_json({name: out.as_json() for name, out in outputs.items()})
     else:

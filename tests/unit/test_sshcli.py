@@ -1,0 +1,62 @@
+"""The `ssh` command line `invoke exec` runs, and how its exit is read (no ssh started here)."""
+
+from __future__ import annotations
+
+from llmfleet import sshcli
+from llmfleet.transport import Endpoint
+
+EP = Endpoint("h1", "198.51.100.7", port=2222, user="ops", key_file="/keys/id", known_hosts_file="/kh")
+
+
+def _opt(words: list[str], name: str) -> list[str]:
+    return [words[i + 1].split("=", 1)[1] for i, w in enumerate(words) if w == "-o" and words[i + 1].startswith(name + "=")]
+
+
+def test_host_keys_are_checked_against_the_inventorys_file_only_and_nothing_prompts():
+    words = sshcli.argv(EP, "amd-smi static")
+    assert _opt(words, "StrictHostKeyChecking") == ["yes"] and _opt(words, "BatchMode") == ["yes"]
+    assert _opt(words, "UserKnownHostsFile") == ["/kh"] and _opt(words, "GlobalKnownHostsFile") == ["/dev/null"]
+    assert words[words.index("-p") + 1] == "2222" and words[words.index("-l") + 1] == "ops"
+    assert words[words.index("-i") + 1] == "/keys/id" and _opt(words, "IdentitiesOnly") == ["yes"]
+
+
+def test_the_address_cannot_be_read_as_an_option_and_the_command_is_one_word():
+    words = sshcli.argv(Endpoint("h", "-oProxyCommand=touch /tmp/x"), "echo a; echo b")
+    assert words[-3:] == ["--", "-oProxyCommand=touch /tmp/x", "echo a; echo b"]
+    assert "-l" not in words and "-i" not in words and _opt(words, "ProxyJump") == []
+    assert _opt(sshcli.argv(Endpoint("h", "a", jump="none"), "true"), "ProxyJump") == ["none"]
+
+
+def test_only_hosts_without_an_inventory_jump_go_through_ssh():
+    assert sshcli.usable(Endpoint("h", "a")) and sshcli.usable(Endpoint("h", "a", jump="none"))
+    assert not sshcli.usable(Endpoint("h", "a", jump="root@bastion"))
+
+
+def test_exit_255_is_unreachable_only_when_ssh_says_so():
+    own = sshcli.classify(EP, 255, "out\n", "my tool failed\n")
+    assert own == sshcli.Answer(255, "out\n", "my tool failed\n")
+    for stderr, words in [
+        ("Host key verification failed.\r\n", "is not in /kh; verify the host, then: ssh-keyscan -p 2222 198.51.100.7 >> /kh"),
+        ("@@@\r\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\n", "CHANGED (possible man-in-the-middle)"),
+        ("ops@198.51.100.7: Permission denied (publickey).\r\n", "authentication to ops@198.51.100.7:2222 failed"),
+        ("ssh: connect to host 198.51.100.7 port 2222: Connection timed out\r\n", "timed out"),
+        ("ssh: connect to host 198.51.100.7 port 2222: Connection refused\r\n", "refused"),
+        ("kex_exchange_identification: read: Connection reset by peer\r\n", "cannot connect to 198.51.100.7:2222"),
+    ]:
+        got = sshcli.classify(EP, 255, "", stderr)
+        assert got.rc is None and words in got.stderr, (stderr, got)
+    assert sshcli.classify(EP, 1, "", "Permission denied (publickey).").rc == 1  # not ssh's exit: the command's
+
+
+def test_exec_loads_no_ssh_library_and_keeps_the_engines_default_forks():
+    import subprocess
+    import sys
+
+    from llmfleet import runner
+    from llmfleet.cli import exec_tasks
+
+    assert exec_tasks.FORKS == runner.DEFAULT_FORKS
+    code = ("import sys, llmfleet.cli, llmfleet.sshcli; from llmfleet.cli import exec_tasks; "
+            "exec_tasks.endpoints('lab', None); print(sorted(m for m in ('paramiko', 'fabric') if m in sys.modules))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
