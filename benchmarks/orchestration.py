@@ -114,7 +114,9 @@ def write_peer_files(tmp: Path, hosts: list[dict[str, str]], commands: list[str]
     lines += ["[lab:vars]", f"ansible_ssh_common_args='-o UserKnownHostsFile={kh} -o StrictHostKeyChecking=yes'",
               "ansible_python_interpreter=/usr/bin/python3"]  # fmt: skip
     (tmp / "hosts.ini").write_text("\n".join(lines) + "\n")
-    play = [{"hosts": "lab", "gather_facts": False, "tasks": [{"name": f"step {i}", "shell": c} for i, c in enumerate(commands)]}]
+    # raw: ansible would read the fact query's `{{json .}}` (docker's Go template) as Jinja
+    play = [{"hosts": "lab", "gather_facts": False,
+             "tasks": [{"name": f"step {i}", "shell": "{% raw %}" + c + "{% endraw %}"} for i, c in enumerate(commands)]}]  # fmt: skip
     (tmp / "noop.yml").write_text(json.dumps(play))
     pyinv = "hosts = [\n" + "".join(
         f"    ({h['address']!r}, {{'ssh_user': {h['user']!r}, 'ssh_key': {h['key']!r}, 'ssh_known_hosts_file': {kh!r}, "

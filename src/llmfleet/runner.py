@@ -209,10 +209,21 @@ def _take_lock(ctx: RunContext, plan: HostPlan, session: SessionLike, recap: Hos
     record = hostlock.owner_record(ctx.run_id, ctx.playbook.name)
     write_owner = shell.join(["sh", "-c", 'printf "%s\\n" "$1" > "$2"', "sh", record, owner_file])
     # the lock and its owner record in one round trip (no SFTP session just for one small file)
-    got = session.run(f"{shell.join(hostlock.acquire(plan.lock_root))} && {write_owner}", timeout=60)
+    take = f"{shell.join(hostlock.acquire(plan.lock_root))} && {write_owner}"
+    got = session.run(take, timeout=60)
     if got.ok:
         return True
     owner = session.run(shell.join(hostlock.read_owner(plan.lock_root)), timeout=30).stdout.strip()
+    stale = hostlock.stale_owner(owner)
+    if stale is not None:
+        # this control node's own earlier run, whose process is gone: take the lock over, and say so in the audit log
+        line = hostlock.audit_line(ctx.playbook.name, ctx.run_id, "took-over-stale-lock", f"of run={stale.get('run_id')} pid={stale['pid']}")
+        retake = f"{shell.join(hostlock.audit(plan.lock_root, line))}; {shell.join(hostlock.release(plan.lock_root))} && {take}"
+        if session.run(retake, timeout=60).ok:
+            ctx.emit(Event("note", plan.host.name, f"took over a stale deploy lock of run {stale.get('run_id')} "
+                           f"(its process {stale['pid']} on this control node is gone)", mode=ctx.mode))  # fmt: skip
+            return True
+        owner = session.run(shell.join(hostlock.read_owner(plan.lock_root)), timeout=30).stdout.strip()
     recap.failed = 1
     recap.message = (
         f"host is locked by another run ({owner or 'owner unknown'}); if none is running: "
@@ -337,26 +348,37 @@ def run(
     start = time.monotonic()
     per_host: dict[str, list[StepResult]] = {p.host.name: [] for p in plans}
     limit = 0.0 if max_fail_percentage is None else max_fail_percentage
-    if serial and ctx.playbook.serial_from:
-        _run_staged(ctx, plans, actions, forks, serial, connect, limit, per_host, report)
-    else:
-        for batch in batches(plans, serial):
-            with ThreadPoolExecutor(max_workers=max(1, min(forks, len(batch)))) as pool:
-                futures = {p.host.name: pool.submit(_run_host, ctx, p, actions, connect, per_host[p.host.name]) for p in batch}
-                with _interruptible(ctx):
-                    for name, fut in futures.items():
-                        report.recap[name] = fut.result()
-            failed = sum(not report.recap[p.host.name].success for p in batch)
-            if serial and too_many_failed(failed, len(batch), limit):
-                for p in plans:
-                    if p.host.name not in report.recap:
-                        report.recap[p.host.name] = HostRecap(skipped=1, failed=1, message="not started: an earlier batch failed")
-                break
+    hostlock.RUNNING.add(ctx.run_id)
+    try:
+        if serial and ctx.playbook.serial_from:
+            _run_staged(ctx, plans, actions, forks, serial, connect, limit, per_host, report)
+        else:
+            _run_batches(ctx, plans, actions, forks, serial, connect, limit, per_host, report)
+    finally:
+        hostlock.RUNNING.discard(ctx.run_id)
     for p in plans:
         report.results.extend(per_host[p.host.name])
     report.duration_s = time.monotonic() - start
     report.ended_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return report
+
+
+def _run_batches(ctx: RunContext, plans: Sequence[HostPlan], actions: Mapping[str, ActionSpec], forks: int,
+                 serial: str | None, connect: Connect, limit: float, per_host: dict[str, list[StepResult]],
+                 report: RunReport) -> None:  # fmt: skip
+    """Batch after batch (all hosts in one without `serial`); a batch whose failed share is too high stops the rest."""
+    for batch in batches(plans, serial):
+        with ThreadPoolExecutor(max_workers=max(1, min(forks, len(batch)))) as pool:
+            futures = {p.host.name: pool.submit(_run_host, ctx, p, actions, connect, per_host[p.host.name]) for p in batch}
+            with _interruptible(ctx):
+                for name, fut in futures.items():
+                    report.recap[name] = fut.result()
+        failed = sum(not report.recap[p.host.name].success for p in batch)
+        if serial and too_many_failed(failed, len(batch), limit):
+            for p in plans:
+                if p.host.name not in report.recap:
+                    report.recap[p.host.name] = HostRecap(skipped=1, failed=1, message="not started: an earlier batch failed")
+            break
 
 
 def _run_staged(ctx: RunContext, plans: Sequence[HostPlan], actions: Mapping[str, ActionSpec], forks: int,

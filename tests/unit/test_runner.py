@@ -8,6 +8,7 @@ paths over real SSH.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Mapping
@@ -125,6 +126,41 @@ def test_lock_held_by_another_run_fails_the_host_and_runs_nothing():
     (done,) = h2.ran(RELEASE)
     assert done.index("audit.log") < done.index("rm -rf /var/lib/llmfleet/lock") and done == h2.commands[-1]
     assert report.recap["h2"].success and net.unexpected == {}
+
+
+def test_a_stale_lock_of_this_control_node_is_taken_over_and_audited():
+    from llmfleet import hostlock
+
+    dead = {"by": hostlock.me(), "pid": 2**22 + 7, "run_id": "cut-run", "playbook": "deploy", "since": "x"}
+    net = FakeNetwork()
+    h = net.host("h1")
+    h.on(LOCK, 1).on(r"^cat /var/lib/llmfleet/lock/owner$", json.dumps(dead))
+    h.on(r"took-over-stale-lock.*rm -rf /var/lib/llmfleet/lock && sh -c 'mkdir", 0)  # audit, remove, take again
+    h.on(r"^uname -n$", "h1\n").on(AUDIT, 0).on(RELEASE, 0)
+    report, _, events = _run(_playbook("probe", lock=True), net)
+    assert report.success and _statuses(report, "h1") == [OK]
+    retake = next(c for c in h.commands if "took-over-stale-lock" in c)
+    assert "of run=cut-run pid=4194311" in retake and retake.index("audit.log") < retake.index("rm -rf") < retake.index("mkdir")
+    assert any(e.kind == "note" and "stale deploy lock of run cut-run" in e.text for e in events)
+
+
+@pytest.mark.parametrize("owner", [
+    {"by": "someone@other-node", "pid": 2**22 + 7, "run_id": "r"},  # another control node: its process is not ours to judge
+    "live",  # this node, a live llmfleet process
+    "not json",
+])  # fmt: skip
+def test_a_lock_that_is_not_provably_stale_is_never_taken_over(owner):
+    from llmfleet import hostlock
+
+    if owner == "live":
+        assert hostlock.stale_owner(json.dumps({"by": hostlock.me(), "pid": 4242, "run_id": "r"}), alive=lambda pid: True) is None
+        return
+    text = owner if isinstance(owner, str) else json.dumps(owner)
+    assert hostlock.stale_owner(text, alive=lambda pid: False) is None
+    net = FakeNetwork()
+    net.host("h1").on(LOCK, 1).on(r"^cat /var/lib/llmfleet/lock/owner$", text)
+    report, _, _ = _run(_playbook("probe", lock=True), net)
+    assert "invoke unlock --hosts h1" in report.recap["h1"].message and net.host("h1").ran(RELEASE) == []
 
 
 def test_unreachable_host_does_not_stop_the_others():
