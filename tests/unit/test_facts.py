@@ -220,6 +220,10 @@ _GIB = 1024
         ("AMD Instinct Mi325X VF", "gfx942", None, "0x74b9", "mi325x"),  # an MI325X VF ("Mi", VF device ID)
         ("AMD Instinct MI308X OAM", "gfx942", None, "0x74a2", None),  # gfx942 but no kind the cookbook knows
         ("AMD Instinct MI350X", "gfx950", None, "0x75a0", "mi355x"),  # the mi355x kind covers MI350X
+        # only the PCI ID (rocm-smi 5.x prints it as the name): AMD's device table, README "Also read"
+        ("0x74b9", "gfx942", None, "0x74b9", "mi325x"),  # MI325X VF
+        ("0x75a3", "gfx950", None, "0x75a3", "mi355x"),  # MI355X
+        ("0x75b3", "gfx950", None, "0x75b3", "mi355x"),  # MI355X VF
     ],
 )  # fmt: skip
 def test_hardware_kind_from_name_id_arch_and_vram(product, arch, vram_mb, device, kind):
