@@ -101,6 +101,7 @@ def test_sshd_without_forwarding_falls_back_to_the_probe_inside_the_container():
     net = FakeNetwork()
     ctx, host = _ctx(net, CONTAINER)  # no HTTP rules: the fake refuses forwarding
     host.on(r"^docker inspect --type container --format", "running 0\n")
-    host.on(r"^docker exec llmfleet-sglang python3 -c", json.dumps({"health": 200, "models": [MODEL]}) + "\n")
+    models = json.dumps({"data": [{"id": MODEL}]})
+    host.on(r"^docker exec llmfleet-sglang python3 -c", json.dumps([[200, "OK"], [200, models]]) + "\n")
     assert server.poll(ctx, "llmfleet-sglang", PORT) == ("running", 0, {"health": 200, "models": [MODEL]})
     assert len(host.ran("docker exec")) == 1 and net.unexpected == {}

@@ -47,7 +47,7 @@ def _serving_host(net: FakeNetwork, new_server_dies: bool) -> Any:
     h = net.host("h1")
     h.on_http(8000, "/health", 200).on_http(8000, "/v1/models", 200, json.dumps({"data": [{"id": SCOUT}]}))
     h.on(r"--format '\{\{\.Image\}\}' llmfleet-sglang$", "sha256:old\n")
-    h.on(r"get_load", "0\n")
+    h.on(r"get_load", json.dumps([[200, json.dumps([{"num_reqs": 0}])]]) + "\n")
     h.on(r"^docker stop -t 60 llmfleet-sglang$", 0)
     h.on(r"State.Status.* llmfleet-sglang-previous$", "exited 0\n")
     h.on(r"^docker (rm -f|rename|start) ", 0)
@@ -58,7 +58,8 @@ def _serving_host(net: FakeNetwork, new_server_dies: bool) -> Any:
         h.on(r"State.Status.* llmfleet-sglang$", "exited 1\n", times=2)
         h.on(r"^docker logs --tail \d+ llmfleet-sglang$", OOM_LOG, times=2)
     h.on(r"State.Status.* llmfleet-sglang$", "running 0\n")
-    h.on(r"health_generate", json.dumps({"health_generate": 200, "generate": 200, "tokens": 8}))
+    generated = json.dumps({"text": " Paris", "meta_info": {"completion_tokens": 8}})
+    h.on(r"health_generate", json.dumps([[200, ""], [200, generated]]))
     h.on(AUDIT, 0)
     return h
 

@@ -17,45 +17,12 @@ import time
 from typing import Any, Mapping
 
 from .. import deployment, diagnose, hostlock, metrics, router
-from ..commands import docker, sglang
+from ..commands import docker, http_probe, sglang
 from ..steps import CHANGED, OK, HostContext, StepFailed, spec
 from . import bench, server
 
 PREVIOUS = "-previous"
 SWAP = "-swap"
-
-# Runs inside the container: requests in flight (/get_load), or -1 when the server cannot say.
-LOAD_PROBE = """
-import json, sys, urllib.request
-try:
-    with urllib.request.urlopen("http://127.0.0.1:%s/get_load" % sys.argv[1], timeout=5) as r:
-        doc = json.loads(r.read())
-    rows = doc if isinstance(doc, list) else [doc]
-    print(sum(int(x.get("num_reqs", 0)) for x in rows))
-except Exception:
-    print(-1)
-""".strip()
-
-# Runs inside the container: /health_generate, then one short deterministic /generate.
-GENERATE_PROBE = """
-import json, sys, urllib.error, urllib.request
-port = sys.argv[1]
-def call(path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request("http://127.0.0.1:%s%s" % (port, path), data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=120) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, b""
-    except Exception:
-        return 0, b""
-hg, _ = call("/health_generate")
-code, body = call("/generate", {"text": "The capital of France is", "sampling_params": {"max_new_tokens": 8, "temperature": 0}})
-tokens = json.loads(body).get("meta_info", {}).get("completion_tokens", 0) if code == 200 else 0
-print(json.dumps({"health_generate": hg, "generate": code, "tokens": tokens}))
-""".strip()
-
 
 def previous_name(name: str) -> str:
     return f"{name}{PREVIOUS}"
@@ -111,11 +78,8 @@ def join_router(ctx: HostContext, worker: str) -> None:
 
 def in_flight(ctx: HostContext, container: str, port: int) -> int:
     """Requests the server is working on (-1: it cannot say)."""
-    r = ctx.probe(docker.exec_(container, ["python3", "-c", LOAD_PROBE, str(port)]), timeout=30)
-    try:
-        return int(r.stdout.strip().splitlines()[-1]) if r.ok else -1
-    except (ValueError, IndexError):
-        return -1
+    r = ctx.probe(docker.exec_(container, http_probe.argv(port, http_probe.LOAD)), timeout=30)
+    return http_probe.load_answer(r.stdout) if r.ok else -1
 
 
 def drain(ctx: HostContext, container: str, port: int) -> str:
@@ -261,11 +225,8 @@ def gate(ctx: HostContext, dep: deployment.Deployment, container: str | None = N
                                f"accuracy >= {ctx.settings.gate_min_accuracy:g}")  # fmt: skip
         return ""
     serving = server.wait_serving(ctx, dep, name)
-    r = ctx.probe(docker.exec_(name, ["python3", "-c", GENERATE_PROBE, str(dep.server.port)]), timeout=180)
-    try:
-        answer = json.loads(r.stdout.strip().splitlines()[-1]) if r.ok else {}
-    except (ValueError, IndexError):
-        answer = {}
+    r = ctx.probe(docker.exec_(name, http_probe.argv(dep.server.port, http_probe.generate_asks())), timeout=180)
+    answer = http_probe.generate_answer(r.stdout) if r.ok else {}
     if answer.get("health_generate") != 200 or answer.get("generate") != 200 or not answer.get("tokens"):
         raise StepFailed(server.failure_report(ctx, dep, f"health gate: serves but does not generate ({answer or r.stderr.strip()[-200:]})", name))
     passed = f"{serving}; generated {answer['tokens']} tokens"

@@ -7,27 +7,9 @@ import time
 from typing import Any, Mapping
 
 from .. import deployment, diagnose, secrets
-from ..commands import docker
+from ..commands import docker, http_probe
 from ..steps import CHANGED, OK, HostContext, StepFailed, spec
 from ..transport import TunnelRefused
-
-# Runs inside the container (it always has python3): one poll, two answers.
-HEALTH_PROBE = """
-import json, sys, urllib.error, urllib.request
-port = sys.argv[1]
-def get(path):
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%s%s" % (port, path), timeout=5) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, b""
-    except Exception:
-        return 0, b""
-h, _ = get("/health")
-m, body = get("/v1/models")
-ids = [d.get("id") for d in json.loads(body).get("data", [])] if m == 200 else []
-print(json.dumps({"health": h, "models": ids}))
-""".strip()
 
 
 def _secret_values(ctx: HostContext) -> dict[str, str]:
@@ -105,12 +87,8 @@ def poll(ctx: HostContext, container: str, port: int) -> tuple[str, int, dict]:
         return status, int(code or -1), {}
     if answer is not None:
         return status, 0, answer
-    probe = ctx.probe(docker.exec_(container, ["python3", "-c", HEALTH_PROBE, str(port)]), timeout=30)
-    try:
-        answer = json.loads(probe.stdout.strip().splitlines()[-1]) if probe.ok else {}
-    except (json.JSONDecodeError, IndexError):
-        answer = {}
-    return status, 0, answer
+    probe = ctx.probe(docker.exec_(container, http_probe.argv(port, http_probe.HEALTH)), timeout=30)
+    return status, 0, http_probe.health_answer(probe.stdout) if probe.ok else {}
 
 
 def failure_report(ctx: HostContext, dep: deployment.Deployment, headline: str, container: str | None = None,
