@@ -8,18 +8,21 @@ that is the difference between waiting for the tool and waiting for the hosts.
 The same rules as :mod:`llmfleet.transport`: the inventory's address, port, user and
 key; host keys checked against the same known_hosts file only (an unknown or changed
 key fails the host, never a prompt); no password prompts; ~/.ssh/config as OpenSSH
-reads it. A host with an inventory jump host (``ansible_ssh_common_args: -J ...``) goes
-through the engine's transport, which checks every hop's key against that same file
-(`ssh -J` would check the jump hosts against the default files instead).
+reads it. A host behind a jump host (the inventory's ``-J``, or a ProxyJump/ProxyCommand
+in ssh's config) goes through the engine's transport, which checks every hop's key against
+that same file (`ssh` would check the jump hosts against the default files instead).
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import pwd
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from .endpoint import CONNECT_TIMEOUT_S, Endpoint
 
@@ -43,8 +46,63 @@ class Answer:
 
 
 def usable(ep: Endpoint) -> bool:
-    """True when this host can go through `ssh` (see the module's note on jump hosts)."""
-    return shutil.which("ssh") is not None and ep.jump in (None, "none")
+    """True when this host can go through `ssh`: no jump host, from the inventory or from ssh's config.
+
+    A jump host that ~/.ssh/config names would be checked by `ssh` against the default
+    known_hosts files, not the inventory's: such hosts go through the engine's transport.
+    """
+    if shutil.which("ssh") is None or ep.jump not in (None, "none"):
+        return False
+    return ep.jump == "none" or not config_may_proxy() or not config_proxies(ep)
+
+
+_PROXY = re.compile(r"^\s*(proxyjump|proxycommand)\b(?!\s*[= ]\s*none\s*$)", re.IGNORECASE | re.MULTILINE)
+_INCLUDE = re.compile(r"^\s*include\s+(.+)$", re.IGNORECASE | re.MULTILINE)
+
+
+def _user_config() -> str:
+    """~/.ssh/config as ssh finds it: in the account's home directory, whatever $HOME says."""
+    return str(Path(pwd.getpwuid(os.getuid()).pw_dir) / ".ssh" / "config")
+
+
+def config_may_proxy(user_config: str | None = None, system_config: str = "/etc/ssh/ssh_config") -> bool:
+    """Whether any ssh config file (following Include) sets a ProxyJump or ProxyCommand at all.
+
+    The common case (none does) then needs no `ssh -G` per host.
+    """
+    seen: set[Path] = set()
+
+    def scan(path: Path, base: Path, depth: int) -> bool:
+        if depth > 8 or path in seen or not path.is_file():
+            return False
+        seen.add(path)
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return True  # cannot tell: ask ssh
+        if _PROXY.search(text):
+            return True
+        for m in _INCLUDE.finditer(text):
+            for pattern in m[1].split():
+                full = Path(os.path.expanduser(pattern))
+                full = full if full.is_absolute() else base / full
+                if any(scan(Path(f), base, depth + 1) for f in sorted(glob.glob(str(full)))):
+                    return True
+        return False
+
+    user = Path(user_config or _user_config())
+    return scan(user, user.parent, 0) or scan(Path(system_config), Path(system_config).parent, 0)
+
+
+def config_proxies(ep: Endpoint, config: str | None = None) -> bool:
+    """What `ssh -G` resolves for this host (Match, Include and all): a jump host or proxy command?"""
+    words = ["ssh", "-G"] + (["-F", config] if config else []) + ["-p", str(ep.port)]
+    words += (["-l", ep.user] if ep.user else []) + ["--", ep.address]
+    proc = subprocess.run(words, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30, check=False)
+    if proc.returncode != 0:
+        return True  # cannot tell: the engine's transport reads the config itself
+    return any(line.split(None, 1)[0] in ("proxyjump", "proxycommand") and line.split(None, 1)[1:] != ["none"]
+               for line in proc.stdout.splitlines() if line.strip())  # fmt: skip
 
 
 def argv(ep: Endpoint, command: str, connect_timeout: float = CONNECT_TIMEOUT_S) -> list[str]:

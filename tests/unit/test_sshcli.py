@@ -60,3 +60,28 @@ def test_exec_loads_no_ssh_library_and_keeps_the_engines_default_forks():
             "exec_tasks.endpoints('lab', None); print(sorted(m for m in ('paramiko', 'fabric') if m in sys.modules))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_proxy_anywhere_in_the_ssh_config_is_found_through_includes(tmp_path):
+    user = tmp_path / "home" / ".ssh" / "config"
+    user.parent.mkdir(parents=True)
+    system = tmp_path / "etc" / "ssh_config"
+    system.parent.mkdir()
+    (system.parent / "ssh_config.d").mkdir()
+    system.write_text(f"Include {system.parent}/ssh_config.d/*.conf\n#   ProxyCommand ssh -q -W %h:%p gateway\nHost *\n  SendEnv LANG\n")
+    user.write_text("Host gpu*\n  User ops\n  ProxyJump none\n")
+    assert not sshcli.config_may_proxy(str(user), str(system))  # Debian's commented example and `none` set nothing
+    (system.parent / "ssh_config.d" / "site.conf").write_text("Host gpu*\n  ProxyJump bastion\n")
+    assert sshcli.config_may_proxy(str(user), str(system))
+    (system.parent / "ssh_config.d" / "site.conf").unlink()
+    (user.parent / "more").write_text("Host x\n  proxycommand=nc %h %p\n")
+    user.write_text("Include more\n")  # relative: under ~/.ssh
+    assert sshcli.config_may_proxy(str(user), str(system))
+
+
+def test_ssh_resolves_which_hosts_its_config_sends_through_a_jump_host(tmp_path):
+    config = tmp_path / "config"
+    config.write_text("Host 198.51.100.*\n  ProxyJump ops@bastion\nHost 203.0.113.9\n  ProxyCommand nc %h %p\n")
+    assert sshcli.config_proxies(Endpoint("a", "198.51.100.7"), str(config))
+    assert sshcli.config_proxies(Endpoint("b", "203.0.113.9"), str(config))
+    assert not sshcli.config_proxies(Endpoint("c", "192.0.2.1"), str(config))
