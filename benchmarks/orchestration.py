@@ -164,17 +164,26 @@ def main() -> None:
             "fabric": fabric_argv(tmp, hosts, ["true"]),
         }
         out: dict[str, object] = {"hosts": n, "runs": args.runs}
-        if args.only in ("noop", "both"):
-            timed(noop["llmfleet"], ROOT)  # converge first: the measured deploys have nothing to do
-            for argv in noop.values():
-                timed(argv, ROOT)  # warm each tool once (page cache, ansible's ssh control sockets), untimed
-            out["median_s"], out["cpu_median_s"] = medians(noop, args.runs)
-        if args.only in ("adhoc", "both"):
-            for argv in adhoc.values():
-                timed(argv, ROOT)
-            out["adhoc_median_s"], out["adhoc_cpu_median_s"] = medians(adhoc, args.runs)
+        try:
+            measure(args, noop, adhoc, out)
+        finally:
+            # a peer that failed between its lock and release steps leaves the deploy lock (without an owner
+            # record) on every host: the next user of the lab would find them all locked
+            subprocess.run(llm + ["unlock", "--hosts", "lab"], cwd=ROOT, env=ENV, capture_output=True, check=False)
         out["remote_commands"] = commands
     print(json.dumps(out, indent=None if args.json else 2))
+
+
+def measure(args: argparse.Namespace, noop: dict[str, list[str]], adhoc: dict[str, list[str]], out: dict[str, object]) -> None:
+    if args.only in ("noop", "both"):
+        timed(noop["llmfleet"], ROOT)  # converge first: the measured deploys have nothing to do
+        for argv in noop.values():
+            timed(argv, ROOT)  # warm each tool once (page cache, ansible's ssh control sockets), untimed
+        out["median_s"], out["cpu_median_s"] = medians(noop, args.runs)
+    if args.only in ("adhoc", "both"):
+        for argv in adhoc.values():
+            timed(argv, ROOT)
+        out["adhoc_median_s"], out["adhoc_cpu_median_s"] = medians(adhoc, args.runs)
 
 
 if __name__ == "__main__":
