@@ -69,4 +69,4 @@ def test_the_cli_runs_on_the_inventorys_hosts_and_masks_the_token(lab) -> None:
     assert set(doc) == {h.name for h in lab.hosts} and token not in r.stdout + r.stderr
     assert all(doc[h.name]["rc"] == 0 and doc[h.name]["stdout"].startswith(h.name + "\n") for h in lab.hosts)
     failed = cli("exec", "--hosts", "lab", "--cmd", "test $(hostname) != " + lab.hosts[0].name, timeout=120)
-    assert failed.code == 1 and f"failed on 1 of {len(lab.hosts)} host(s): {lab.hosts[0].name}" in failed.stdout
+    assert failed.code == 1 and f"failed on 1 of {len(lab.hosts)} host(s): {lab.hosts[0].name}" in failed.stderr
