@@ -67,7 +67,20 @@ class Relay:
     control_busy: bool = False
     inflight: int = 0
     cancelled: bool = False
+    # hosts of the run that are working but have not reached their image step yet: one of them may still ask
+    # (a host slowed by its lock or facts, a rerun's restored host), so holders stay until each has come or gone
+    pending: set[str] = field(default_factory=set)
     _cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def expect(self, host: str) -> None:
+        with self._cond:
+            self.pending.add(host)
+
+    def arrived(self, host: str) -> None:
+        """``host`` reached its image step (it asks, holds, or does not use the relay at all)."""
+        with self._cond:
+            self.pending.discard(host)
+            self._cond.notify_all()
 
     def hold(self, host: str) -> None:
         """``host`` has the image (verified): it can feed others."""
@@ -155,14 +168,14 @@ class Relay:
     def needed(self) -> bool:
         """Someone still waits or loads: a holder stays available."""
         with self._cond:
-            return bool(self.waiting or self.again) or self.inflight > 0
+            return bool(self.waiting or self.again or self.pending) or self.inflight > 0
 
     def serve(self, host: str, timeout: float | None = None) -> None:
         """Block while ``host`` may still be asked to feed (waiters or transfers in flight), then leave."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while (self.waiting or self.again or self.inflight > 0 or self.holders.get(host, 0) > 0) and host in self.holders \
-                    and not self.cancelled:
+            while (self.waiting or self.again or self.pending or self.inflight > 0 or self.holders.get(host, 0) > 0) \
+                    and host in self.holders and not self.cancelled:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     break
@@ -173,8 +186,9 @@ class Relay:
             self._cond.notify_all()
 
     def leave(self, host: str) -> None:
-        """``host``'s thread is going (its step failed): it can feed nobody any more."""
+        """``host``'s thread is going (its step failed, or the host's run ended): it can feed nobody any more."""
         with self._cond:
+            self.pending.discard(host)
             self.holders.pop(host, None)
             self.streams.pop(host, None)
             self.again.discard(host)

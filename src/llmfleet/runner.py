@@ -263,12 +263,27 @@ def _run_host(ctx: RunContext, plan: HostPlan, actions: Mapping[str, ActionSpec]
     name = plan.host.name
     if turns is not None:
         turns.slots.acquire()
+    _host_hooks(ctx, "hosts_started", "on_host_start", name)
     try:
         return _run_host_steps(ctx, plan, actions, connect, results, recap, turns)
     finally:
+        _host_hooks(ctx, "hosts_ended", "on_host_end", name)
         if turns is not None:
             turns.slots.release()
             turns.arrived[name].set()  # a host that ended before the split does not hold the batches up
+
+
+def _host_hooks(ctx: RunContext, seen: str, hooks: str, name: str) -> None:
+    """Record that a host's work started or ended, and tell the steps that asked (``shared[hooks]``).
+
+    Cross-host steps (the image relay) learn which hosts may still come without the
+    runner knowing about them.
+    """
+    with ctx.lock:
+        ctx.shared.setdefault(seen, set()).add(name)
+        call = list(ctx.shared.get(hooks, []))
+    for hook in call:
+        hook(name)
 
 
 def _run_host_steps(ctx: RunContext, plan: HostPlan, actions: Mapping[str, ActionSpec], connect: Connect,

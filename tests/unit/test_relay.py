@@ -199,3 +199,25 @@ def test_stop_serving_stops_an_unfinished_receiving_pipeline_only():
     script = relay.stop_serving("/tmp/llmfleet-relay.x")[2]
     assert '[ ! -e "$1/ok" ]' in script and 'pkill -P "$p"' in script  # a finished transfer's PID may be reused
     assert relay.serve_spool("/tmp/llmfleet-relay.x").startswith("i=0; while [ -d /tmp/llmfleet-relay.x ]")
+
+
+def test_holders_stay_for_a_host_still_on_its_way_and_leave_when_it_is_gone():
+    """A rerun: h1 and h2 hold already; h3 (slowed by its lock or facts) asks later and is fed by a holder."""
+    r = relay.Relay()
+    r.expect("h3")
+    r.expect("h4")
+    for h in ("h1", "h2"):
+        r.hold(h)
+    assert r.needed()
+    served = threading.Thread(target=r.serve, args=("h1",), kwargs={"timeout": 10})
+    served.start()
+    time.sleep(0.1)
+    assert served.is_alive()  # h1 stays while h3 and h4 may still ask
+    r.arrived("h3")
+    hop = r.feeder_for("h3", timeout=1)
+    assert hop.feeder in ("h1", "h2")  # not the control node
+    r.finished(hop, ok=True)
+    assert served.is_alive()  # h4 is still on its way
+    r.leave("h4")  # its run ended before its image step (a failed preflight)
+    served.join(5)
+    assert not served.is_alive() and not r.needed()

@@ -466,7 +466,24 @@ def _relay_run(ctx: HostContext, tag: str) -> RelayRun:
             found = ctx.run.shared[f"relay:{tag}"] = RelayRun(ctx.run.run_id)
             # Ctrl-C: the runner calls these before it waits for the hosts' threads
             ctx.run.shared.setdefault("on_interrupt", []).append(found.interrupt)
+            # the hosts at work that have not reached their image step may still ask (see relay.Relay.pending);
+            # the runner's host hooks keep that set (under this same lock, so no start or end is missed)
+            started = ctx.run.shared.get("hosts_started", set())
+            done = ctx.run.shared.get("hosts_ended", set()) | ctx.run.shared.get("image_arrived", set())
+            for host in started - done:
+                found.relay.expect(host)
+            ctx.run.shared.setdefault("on_host_start", []).append(found.relay.expect)
+            ctx.run.shared.setdefault("on_host_end", []).append(found.relay.leave)
         return found
+
+
+def _arrive(ctx: HostContext) -> None:
+    """This host reached its image step, whichever way it gets the image: holders wait for it no longer."""
+    with ctx.run.lock:
+        ctx.run.shared.setdefault("image_arrived", set()).add(ctx.name)
+        runs = [v for k, v in ctx.run.shared.items() if k.startswith("relay:")]
+    for run in runs:
+        run.relay.arrived(ctx.name)
 
 
 def _push(ctx: HostContext, tag: str) -> tuple[str, str]:
@@ -590,6 +607,7 @@ def _pull(ctx: HostContext, tag: str) -> tuple[str, str]:
 
 def ensure_image(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
     image = ctx.deployment.image
+    _arrive(ctx)
     return _push(ctx, image) if ctx.settings.image_source == "push" else _pull(ctx, image)
 
 
