@@ -102,6 +102,7 @@ class Settings(schema.Struct, frozen=True, kw_only=True):
     seed: int | None
     bench_timeout: Seconds
     telemetry: bool
+    bench_forks: Positive | None
     # bench through the router (invoke bench --via-router)
     router_url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/]+$")] | None
     router_bench_host: str | None

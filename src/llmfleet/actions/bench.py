@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -27,6 +28,7 @@ from ..transport import Unreachable
 CLIENT_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 SAMPLER_MARGIN_S = 300  # a sampler stops by itself this long after its client's timeout
 DATA_KINDS = ("sharegpt", "gsm8k")
+SLOT_POLL_S = 0.5  # how often a host waiting for a client slot looks for Ctrl-C
 
 
 def data_file(s: Settings, kind: str) -> str | None:
@@ -144,6 +146,46 @@ def _run_logged(ctx: HostContext, dep: deployment.Deployment, argv: list[str], l
     return text
 
 
+# --- how many hosts run a client at once (bench_forks) -----------------------------------
+
+
+def client_slots(ctx: HostContext, limit: int) -> threading.BoundedSemaphore:
+    """The run's slots for `limit` clients at once, shared by every host with that bench_forks."""
+    with ctx.run.lock:
+        found = ctx.run.shared.get(f"client_slots:{limit}")
+        if found is None:
+            found = ctx.run.shared[f"client_slots:{limit}"] = threading.BoundedSemaphore(limit)
+        return found
+
+
+@contextmanager
+def client_slot(ctx: HostContext, what: str) -> Iterator[None]:
+    """Hold one of the run's `bench_forks` slots while this host's clients run (all profiles, or the GSM8K check).
+
+    Unset (the default), every host measures at once, as real hosts do with their own CPUs. The
+    lab's hosts share the control node's cores: there, concurrent clients and servers slow each
+    other down and the figures measure that contention, so the lab inventory bounds it.
+    """
+    limit = ctx.settings.bench_forks
+    if limit is None:
+        yield
+        return
+    if ctx.mode != "apply":
+        ctx.planned.append(f"{what} with at most {limit} host(s) of the run measuring at once (bench_forks)")
+        yield
+        return
+    slots = client_slots(ctx, limit)
+    if not slots.acquire(blocking=False):
+        ctx.say(f"{what}: waiting for one of {limit} client slot(s) (bench_forks: hosts measure {limit} at a time)")
+        while not slots.acquire(timeout=SLOT_POLL_S):
+            if ctx.run.shared.get("interrupted"):
+                raise StepFailed(f"interrupted while waiting to run {what}")
+    try:
+        yield
+    finally:
+        slots.release()
+
+
 # --- GPU telemetry while a client runs (llmfleet.telemetry) -----------------------------
 
 
@@ -224,6 +266,13 @@ def bench(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
     profiles = ctx.catalog.select_profiles(ctx.settings.profile)
     base = run_dir(ctx) if ctx.mode == "apply" else f"{deployment.CONTAINER_WORKDIR}/runs/RUN_ID"
     timeout = ctx.settings.bench_timeout
+    with client_slot(ctx, "bench"):
+        done = _bench_profiles(ctx, dep, profiles, base, timeout)
+    return CHANGED, "; ".join(done)
+
+
+def _bench_profiles(ctx: HostContext, dep: deployment.Deployment, profiles: list[Profile], base: str,
+                    timeout: float) -> list[str]:  # fmt: skip
     done = []
     for profile in profiles:
         if profile.warmup and ctx.settings.warmup:
@@ -242,7 +291,7 @@ def bench(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
             summary = _summary(text)
             ctx.say(f"bench {profile.name}: {summary}")
             done.append(f"{profile.name}: {summary}")
-    return CHANGED, "; ".join(done)
+    return done
 
 
 def accuracy(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
@@ -254,7 +303,7 @@ def accuracy(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
     base = run_dir(ctx) if ctx.mode == "apply" else f"{deployment.CONTAINER_WORKDIR}/runs/RUN_ID"
     n = ctx.settings.num_questions or ctx.catalog.accuracy_defaults.num_questions
     argv = sglang.gsm8k(dep.server.port, n, data, parallel=ctx.settings.parallel)
-    with sampled(ctx, "gsm8k", ctx.settings.accuracy_timeout + SAMPLER_MARGIN_S) as measured:
+    with client_slot(ctx, "GSM8K"), sampled(ctx, "gsm8k", ctx.settings.accuracy_timeout + SAMPLER_MARGIN_S) as measured:
         text = _run_logged(ctx, dep, argv, f"{base}/accuracy/gsm8k.log", ctx.settings.accuracy_timeout)
         m = metrics.parse_text(text)
         measured.duration_s = m.get("latency_s")

@@ -155,6 +155,9 @@ def inventory_yaml(
         ("image_source", "push"),
         # the simulated server loads in seconds; real hosts keep the 30-minute default
         ("health_timeout", 300),
+        # lab hosts share this machine's cores: one host's benchmark at a time, so that its client
+        # and server measure the simulated GPU, not the other hosts' clients (real hosts: all at once)
+        ("bench_forks", 1),
         # lab hosts share this machine's /etc: host tuning writes into each host's private remote_dir
         ("sysctl_conf_dir", f"{REMOTE_DIR}/etc/sysctl.d"),
         ("docker_daemon_json", f"{REMOTE_DIR}/etc/docker/daemon.json"),
