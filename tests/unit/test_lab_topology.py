@@ -125,6 +125,7 @@ def test_inventory_has_the_exact_shape_the_deploy_engine_reads():
         "        control_docker_host: unix:///s/control/docker.sock\n"
         "        image_source: push\n"
         "        health_timeout: 300\n"
+        "        health_interval: 1\n"
         "        bench_forks: 1\n"
         "        sysctl_conf_dir: /var/lib/llmfleet/etc/sysctl.d\n"
         "        docker_daemon_json: /var/lib/llmfleet/etc/docker/daemon.json\n"

@@ -155,6 +155,8 @@ def inventory_yaml(
         ("image_source", "push"),
         # the simulated server loads in seconds; real hosts keep the 30-minute default
         ("health_timeout", 300),
+        # and is up ~3 s after its container starts: poll each second, not every 5 s (a wait per deploy)
+        ("health_interval", 1),
         # lab hosts share this machine's cores: one host's benchmark at a time, so that its client
         # and server measure the simulated GPU, not the other hosts' clients (real hosts: all at once)
         ("bench_forks", 1),
