@@ -52,6 +52,7 @@ class Settings(schema.Struct, frozen=True, kw_only=True):
     hardware: str | None
     lab: bool
     known_hosts_file: str | None
+    ssh_control_persist: NonNegative
     remote_dir: HostPath
     hf_home: HostPath | None
     sglang_version: str | None

@@ -61,6 +61,23 @@ def test_a_host_behind_an_inventory_jump_host_goes_through_the_checked_hops(lab,
     assert ok.rc == 0 and ok.stdout.split()[0] == jump.address
 
 
+def test_a_second_command_reuses_the_open_connection_and_lab_down_would_close_it(lab) -> None:
+    from llmfleet import sshcli
+
+    eps = _eps(lab, lab.known_hosts)
+    persist = {ep.name: 60 for ep in eps}
+    try:
+        first = exec_tasks.run_everywhere(eps, "echo $PPID", persist=persist)
+        again = exec_tasks.run_everywhere(eps, "echo $PPID", persist=persist)
+        assert all(o.rc == 0 for o in [*first.values(), *again.values()])
+        # the same sshd session process served both commands: one connection, no second handshake
+        assert {n: o.stdout for n, o in first.items()} == {n: o.stdout for n, o in again.items()}
+    finally:
+        assert all(sshcli.stop_shared(ep) for ep in eps)  # each host had one open; now closed
+    fresh = exec_tasks.run_everywhere(eps, "echo $PPID", persist={ep.name: 0 for ep in eps})
+    assert all(fresh[n].stdout != first[n].stdout for n in first) and not any(sshcli.stop_shared(ep) for ep in eps)
+
+
 def test_the_cli_runs_on_the_inventorys_hosts_and_masks_the_token(lab) -> None:
     token = "hf_execLabToken0123456789abcdef"
     r = cli("exec", "--hosts", "lab", "--cmd", f"hostname; echo {token}", "--json", env={"HF_TOKEN": token}, timeout=120)
@@ -68,5 +85,6 @@ def test_the_cli_runs_on_the_inventorys_hosts_and_masks_the_token(lab) -> None:
     doc = json.loads(r.stdout)
     assert set(doc) == {h.name for h in lab.hosts} and token not in r.stdout + r.stderr
     assert all(doc[h.name]["rc"] == 0 and doc[h.name]["stdout"].startswith(h.name + "\n") for h in lab.hosts)
-    failed = cli("exec", "--hosts", "lab", "--cmd", "test $(hostname) != " + lab.hosts[0].name, timeout=120)
+    failed = cli("exec", "--hosts", "lab", "--cmd", "test $(hostname) != " + lab.hosts[0].name,
+                 "--set", "ssh_control_persist=0", timeout=120)  # fmt: skip
     assert failed.code == 1 and f"failed on 1 of {len(lab.hosts)} host(s): {lab.hosts[0].name}" in failed.stderr

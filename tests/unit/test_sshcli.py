@@ -85,3 +85,32 @@ def test_ssh_resolves_which_hosts_its_config_sends_through_a_jump_host(tmp_path)
     assert sshcli.config_proxies(Endpoint("a", "198.51.100.7"), str(config))
     assert sshcli.config_proxies(Endpoint("b", "203.0.113.9"), str(config))
     assert not sshcli.config_proxies(Endpoint("c", "192.0.2.1"), str(config))
+
+
+def test_the_key_exchange_leaves_out_only_the_costly_sntrup_hybrid_and_sharing_is_opt_in():
+    words = sshcli.argv(EP, "true")
+    assert _opt(words, "KexAlgorithms") == ["-sntrup761x25519-sha512@openssh.com"]
+    assert _opt(words, "ControlMaster") == [] and _opt(words, "ControlPersist") == []
+    shared = sshcli.argv(EP, "true", persist_s=60, control_dir="/run/user/0/llmfleet-ssh")
+    assert _opt(shared, "ControlMaster") == ["auto"] and _opt(shared, "ControlPersist") == ["60"]
+    assert _opt(shared, "ControlPath") == ["/run/user/0/llmfleet-ssh/%C"]
+    assert shared[-3:] == ["--", EP.address, "true"]
+    assert _opt(sshcli.argv(EP, "true", persist_s=60, control_dir=None), "ControlMaster") == []
+
+
+def test_the_socket_folder_is_private_and_never_someone_elses(monkeypatch):
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="sc"))  # short: pytest's tmp_path is too long for a socket path
+    try:
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+        where = sshcli.control_dir()
+        assert where == str(tmp_path / "llmfleet-ssh") and (tmp_path / "llmfleet-ssh").stat().st_mode & 0o777 == 0o700
+        (tmp_path / "llmfleet-ssh").chmod(0o755)
+        assert sshcli.control_dir() is None  # open to others: connections are not shared through it
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / ("x" * 60)))
+        assert sshcli.control_dir() is None  # a socket path there would be too long
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)

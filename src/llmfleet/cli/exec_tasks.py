@@ -10,7 +10,7 @@ toolkit manages (use a playbook for that).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,7 @@ from rich.text import Text
 from .. import paths
 from ..errors import EXIT_FAILED, InputError
 from .common import console, print_json, run_task, task
-from .deploy import _num, helps
+from .deploy import _num, helps, parse_sets
 
 if TYPE_CHECKING:
     from ..endpoint import Endpoint
@@ -46,8 +46,13 @@ class HostOutput:
         return {"rc": self.rc, "stdout": self.stdout, "stderr": self.stderr, "unreachable": self.rc is None}
 
 
-def endpoints(hosts: str, inventory_path: str | None) -> list[Endpoint]:
+def endpoints(hosts: str, inventory_path: str | None, cli_vars: Mapping[str, Any] | None = None) -> list[Endpoint]:
     """The matched hosts' endpoints, built and checked exactly as for a deploy (before anything connects)."""
+    return [ep for ep, _ in targets(hosts, inventory_path, cli_vars)]
+
+
+def targets(hosts: str, inventory_path: str | None, cli_vars: Mapping[str, Any] | None = None) -> list[tuple[Endpoint, int]]:
+    """Each matched host's endpoint and its `ssh_control_persist` (seconds a shared connection stays open)."""
     from .. import settings
     from ..endpoint import host_endpoint
     from ..inventory import load_inventory
@@ -55,17 +60,17 @@ def endpoints(hosts: str, inventory_path: str | None) -> list[Endpoint]:
     inv = load_inventory(inventory_path or paths.default_inventory())
     found = []
     for h in inv.select(hosts):
-        hs = settings.for_host(h, {}, {})
-        found.append(host_endpoint(h, hs.settings.known_hosts_file, hs.resolved))
+        hs = settings.for_host(h, {}, dict(cli_vars or {}))
+        found.append((host_endpoint(h, hs.settings.known_hosts_file, hs.resolved), hs.settings.ssh_control_persist))
     return found
 
 
-def run_one(endpoint: Endpoint, command: str, timeout: float | None, connect: Connect | None) -> HostOutput:
+def run_one(endpoint: Endpoint, command: str, timeout: float | None, connect: Connect | None, persist_s: int = 0) -> HostOutput:
     """One host's answer: through `ssh` when it can (see :mod:`llmfleet.sshcli`), else the engine's transport."""
     from .. import sshcli
     start = time.monotonic()
     if connect is None and sshcli.usable(endpoint):
-        answer = sshcli.run(endpoint, command, timeout)
+        answer = sshcli.run(endpoint, command, timeout, persist_s)
         return HostOutput(answer.rc, answer.stdout, answer.stderr, time.monotonic() - start)
     from ..runner import connect_ssh
     from ..transport import Unreachable
@@ -83,17 +88,18 @@ def run_one(endpoint: Endpoint, command: str, timeout: float | None, connect: Co
 
 
 def run_everywhere(eps: Sequence[Endpoint], command: str, forks: int = FORKS, timeout: float | None = None,
-                   connect: Connect | None = None) -> dict[str, HostOutput]:  # fmt: skip
+                   connect: Connect | None = None, persist: Mapping[str, int] | None = None) -> dict[str, HostOutput]:  # fmt: skip
     """Every host's answer, in inventory order; one host's failure never stops the others.
 
     ``connect`` given (a test's scripted network): every host through it, never `ssh`.
+    ``persist``: per host, seconds its shared `ssh` connection stays open (none: not shared).
     """
     if not command.strip():
         raise InputError("--cmd is empty")
     if forks < 1:
         raise InputError(f"--forks takes a whole number of at least 1, not {forks}")
     with ThreadPoolExecutor(max_workers=max(1, min(forks, len(eps)))) as pool:
-        futures = {ep.name: pool.submit(run_one, ep, command, timeout, connect) for ep in eps}
+        futures = {ep.name: pool.submit(run_one, ep, command, timeout, connect, (persist or {}).get(ep.name, 0)) for ep in eps}
         return {name: fut.result() for name, fut in futures.items()}
 
 
@@ -110,15 +116,20 @@ def render(outputs: dict[str, HostOutput]) -> list[Text]:
     return blocks
 
 
-@task(name="exec", help=helps("hosts", "inventory", "forks", "json", cmd="The command (remote shell text), e.g. \"amd-smi static\"",
-                 timeout="Seconds before a host's command is given up (default: none)"))  # fmt: skip
+@task(name="exec", help=helps("hosts", "inventory", "forks", "json", "set", cmd="The command (remote shell text), e.g. \"amd-smi static\"",
+                 timeout="Seconds before a host's command is given up (default: none)"), iterable=["set"])  # fmt: skip
 @run_task
 def exec_(c: Any, hosts: str = "", cmd: str = "", inventory: str | None = None, forks: Any = None,
-          timeout: Any = None, json: bool = False) -> int:  # fmt: skip
+          timeout: Any = None, json: bool = False, set: list[str] | None = None) -> int:  # noqa: A002  # fmt: skip
     """Run one command on every matched host in parallel; output grouped per host; non-zero exit if a host failed."""
+    from .. import settings
+
     n_forks = _num(forks, "forks")
-    eps = endpoints(hosts or "all", inventory)
-    outputs = run_everywhere(eps, cmd, FORKS if n_forks is None else n_forks, _num(timeout, "timeout"))
+    cli_vars = parse_sets(set)
+    settings.check_keys(cli_vars, {})
+    found = targets(hosts or "all", inventory, cli_vars)
+    outputs = run_everywhere([ep for ep, _ in found], cmd, FORKS if n_forks is None else n_forks, _num(timeout, "timeout"),
+                             persist={ep.name: p for ep, p in found})  # fmt: skip
     if json:
         print_json({name: out.as_json() for name, out in outputs.items()})
     else:

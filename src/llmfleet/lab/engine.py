@@ -370,6 +370,7 @@ def lab_down(purge: bool = False, *, progress: Progress | None = None) -> None:
     with locked(layout.lock_file):
         state = State.load(layout.state_file)
         names = sorted(state.hosts, key=topo.host_index)
+        _close_shared_connections()
         jobs: list[Callable[[], None]] = [functools.partial(hosts.destroy, layout, state, name) for name in names]
         if state.data["control"]:
             jobs.append(lambda: control.stop(state))
@@ -390,6 +391,21 @@ def lab_down(purge: bool = False, *, progress: Progress | None = None) -> None:
     if purge:
         say("removing the control engine's image cache")
         control.purge_cache()
+
+
+def _close_shared_connections() -> None:
+    """`invoke exec` keeps ssh connections open for a while (ssh_control_persist): close those to the lab's hosts."""
+    from .. import settings, sshcli
+    from ..endpoint import host_endpoint
+    from ..inventory import load_inventory
+
+    where = sshcli.control_dir()
+    inv = _inventory_path()
+    if where is None or not inv.exists() or not any(Path(where).iterdir()):
+        return
+    for h in load_inventory(inv).select("all"):
+        hs = settings.for_host(h, {}, {})
+        sshcli.stop_shared(host_endpoint(h, hs.settings.known_hosts_file, hs.resolved))
 
 
 def _remove_made(state: State) -> None:
