@@ -8,7 +8,9 @@ once (converged), then times whole processes, as a user runs them, `--runs` time
   port, the audit line and the lock release), each peer in its own idiom (ansible-playbook `shell` tasks,
   pyinfra `server.shell` operations, fabric `ThreadingGroup.run`);
 - ``adhoc_median_s``: `llmfleet exec --cmd true` against `ansible -m command -a true`,
-  `pyinfra INVENTORY exec -- true` and fabric.
+  `pyinfra INVENTORY exec -- true` and fabric; ``llmfleet`` reuses the connections its previous
+  run left open (``ssh_control_persist``, as ansible's ControlPersist does), ``llmfleet_fresh``
+  makes new ones every run (``--set ssh_control_persist=0``).
 
 Peers run from their own pinned virtualenvs (benchmarks/peers.py), with forks = N, host keys checked.
 
@@ -158,7 +160,9 @@ def main() -> None:
             "fabric": fabric_argv(tmp, hosts, commands),
         }
         adhoc = {
+            # default: shared connections kept 60 s (as ansible's own ControlPersist); _fresh: a handshake every run
             "llmfleet": llm + ["exec", "--hosts", "lab", "--cmd", "true", "--forks", str(n)],
+            "llmfleet_fresh": llm + ["exec", "--hosts", "lab", "--cmd", "true", "--forks", str(n), "--set", "ssh_control_persist=0"],
             "ansible": [str(ansible), "lab", "-i", str(tmp / "hosts.ini"), "-f", str(n), "-m", "command", "-a", "true"],
             "pyinfra": [str(pyinfra), "-y", "--parallel", str(n), str(tmp / "inventory.py"), "exec", "--", "true"],
             "fabric": fabric_argv(tmp, hosts, ["true"]),
