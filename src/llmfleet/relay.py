@@ -85,6 +85,7 @@ class Relay:
     def hold(self, host: str) -> None:
         """``host`` has the image (verified): it can feed others."""
         with self._cond:
+            self.pending.discard(host)
             if host not in self.bad:
                 self.holders.setdefault(host, 0)
             self._cond.notify_all()
@@ -116,6 +117,7 @@ class Relay:
         """Block until a feeder is free for ``host``; first come, first fed."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
+            self.pending.discard(host)  # it came: from now on `waiting` (and then `inflight`) speak for it
             self.waiting.append(host)
             self.again.discard(host)
             try:

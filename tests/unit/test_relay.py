@@ -221,3 +221,19 @@ def test_holders_stay_for_a_host_still_on_its_way_and_leave_when_it_is_gone():
     r.leave("h4")  # its run ended before its image step (a failed preflight)
     served.join(5)
     assert not served.is_alive() and not r.needed()
+
+
+def test_a_host_that_asks_or_holds_is_no_longer_pending_even_unannounced():
+    """Steps that use the relay without the image step's announcement (the lab's image push) must not hang it."""
+    r = relay.Relay()
+    for h in ("h1", "h2", "h3"):
+        r.expect(h)
+    r.hold("h1")
+    hop = r.feeder_for("h2", timeout=1)
+    r.finished(hop, ok=True)
+    assert r.pending == {"h3"}
+    done = threading.Thread(target=r.serve, args=("h1",), kwargs={"timeout": 10})
+    done.start()
+    r.hold("h3")  # it had the image already
+    done.join(5)
+    assert not done.is_alive() and not r.needed()

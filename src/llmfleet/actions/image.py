@@ -487,6 +487,7 @@ def _arrive(ctx: HostContext) -> None:
 
 
 def _push(ctx: HostContext, tag: str) -> tuple[str, str]:
+    _arrive(ctx)
     if ctx.mode == "dry-run":
         src = ctx.settings.control_docker_host
         save = shell.join(docker.save(tag, src))
@@ -586,6 +587,7 @@ def _image_id(ctx: HostContext, tag: str) -> str | None:
 
 
 def _pull(ctx: HostContext, tag: str) -> tuple[str, str]:
+    _arrive(ctx)  # a host of the run that does not use the relay: holders need not wait for it
     policy = ctx.settings.pull_policy
     before = host_image_id(ctx, tag) if ctx.mode != "dry-run" else None
     if before and policy == "missing":
@@ -607,7 +609,6 @@ def _pull(ctx: HostContext, tag: str) -> tuple[str, str]:
 
 def ensure_image(ctx: HostContext, args: Mapping[str, Any]) -> tuple[str, str]:
     image = ctx.deployment.image
-    _arrive(ctx)
     return _push(ctx, image) if ctx.settings.image_source == "push" else _pull(ctx, image)
 
 
