@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .endpoint import CONNECT_TIMEOUT_S, Endpoint
 
-KEX = "-sntrup761x25519-sha512@openssh.com"  # OpenSSH's default list without it (ML-KEM hybrids, where there, stay)
+KEX = "-sntrup*"  # OpenSSH's default list without the sntrup761 hybrids (both names); ML-KEM hybrids, where there, stay
 TIMED_OUT = 124  # the exit code `timeout` gives; the engine's transport reports a timed-out command the same way
 
 # what ssh itself prints when it could not run the command (exit 255): anything else is the command's own 255
