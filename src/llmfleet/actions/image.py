@@ -478,7 +478,8 @@ def _relay_run(ctx: HostContext, tag: str) -> RelayRun:
 
 
 def _arrive(ctx: HostContext) -> None:
-    """This host reached its image step, whichever way it gets the image: holders wait for it no longer."""
+    """This host reached its image step and gets the image without the relay (a pull, or relay off): holders
+    wait for it no longer. A host that uses the relay stops being pending when it asks, holds or leaves."""
     with ctx.run.lock:
         ctx.run.shared.setdefault("image_arrived", set()).add(ctx.name)
         runs = [v for k, v in ctx.run.shared.items() if k.startswith("relay:")]
@@ -487,7 +488,6 @@ def _arrive(ctx: HostContext) -> None:
 
 
 def _push(ctx: HostContext, tag: str) -> tuple[str, str]:
-    _arrive(ctx)
     if ctx.mode == "dry-run":
         src = ctx.settings.control_docker_host
         save = shell.join(docker.save(tag, src))
@@ -497,6 +497,9 @@ def _push(ctx: HostContext, tag: str) -> tuple[str, str]:
     images: ControlImages = ctx.run.shared.setdefault("control_images", ControlImages(ctx.settings.control_docker_host))
     wanted = images.inspect(tag)
     run = _relay_run(ctx, tag) if ctx.settings.image_relay else None
+    if run is None:
+        _arrive(ctx)  # it will not use the relay: holders need not wait for it (one that does stops being pending
+        # when it asks, holds or leaves, not before: between its arrival and its request holders must stay)
     if host_image_id(ctx, tag) == wanted.image_id:
         ctx.state.image_id = wanted.image_id
         ctx.run.note(ctx.name, image_id=wanted.image_id)
