@@ -317,7 +317,7 @@ def test_a_real_shell_sees_exactly_the_argv(shell_name: str, argv: list[str], tm
     COUNTS["inert"] += 1
 
 
-NAME = HOSTILE.filter(lambda s: s not in ("", ".", "..") and "/" not in s and len(s.encode()) < 200)
+NAME = HOSTILE.filter(lambda s: s not in ("", ".", "..") and "/" not in s and len(s.encode("utf-8", "surrogatepass")) < 200)
 
 
 @settings(REAL, max_examples=100)
