@@ -54,8 +54,8 @@ def _http_health(ctx: HostContext, port: int) -> dict[str, Any] | None:
     except TunnelRefused:
         return None
     try:
-        ids = [d.get("id") for d in json.loads(body).get("data", [])] if code == 200 else []
-    except (json.JSONDecodeError, AttributeError):
+        ids = http_probe.model_ids(code, json.loads(body)) if code == 200 else []
+    except ValueError:  # not JSON
         ids = []
     ctx.run.event(host=ctx.name, step=ctx.step.name if ctx.step else "", command=f"GET 127.0.0.1:{port}/health, /v1/models (ssh direct-tcpip)",
                   exit_code=0, duration_s=None, mode=ctx.mode, note=f"health {health}")  # fmt: skip

@@ -57,11 +57,16 @@ def answers(stdout: str, n: int) -> list[tuple[int, Any]]:
 HEALTH: list[Ask] = [("/health", None, 5), ("/v1/models", None, 5)]
 
 
+def model_ids(status: int, body: Any) -> list[Any]:
+    """The model IDs a /v1/models answer (parsed JSON) lists; none unless it is a 200 with a list of models."""
+    data = body.get("data", []) if status == 200 and isinstance(body, dict) else []
+    return [d.get("id") for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+
+
 def health_answer(stdout: str) -> dict[str, Any]:
     """The health probe's answer as the health check reads it: {"health": status, "models": [ids]}."""
     (health, _), (models, body) = answers(stdout, 2)
-    data = body.get("data", []) if models == 200 and isinstance(body, dict) else []
-    return {"health": health, "models": [d.get("id") for d in data if isinstance(d, dict)]}
+    return {"health": health, "models": model_ids(models, body)}
 
 
 def generate_asks(prompt: str = "The capital of France is", max_new_tokens: int = 8) -> list[Ask]:
