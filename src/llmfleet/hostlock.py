@@ -26,7 +26,7 @@ def acquire(remote_dir: str) -> list[str]:
 def owner_record(run_id: str | None, playbook: str) -> str:
     return json.dumps(
         {
-            "by": f"{getpass.getuser()}@{socket.gethostname()}",
+            "by": me(),
             "pid": os.getpid(),
             "run_id": run_id,
             "playbook": playbook,
@@ -49,7 +49,7 @@ def audit(remote_dir: str, line: str) -> list[str]:
 
 def audit_line(playbook: str, run_id: str | None, outcome: str, detail: str = "") -> str:
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    who = f"{getpass.getuser()}@{socket.gethostname()}"
+    who = me()
     return f"{stamp} {who} {playbook} run={run_id or '-'} {outcome}{' ' + detail if detail else ''}"
 
 

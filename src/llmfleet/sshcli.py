@@ -15,6 +15,7 @@ that same file (`ssh` would check the jump hosts against the default files inste
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import pwd
@@ -54,16 +55,22 @@ def usable(ep: Endpoint) -> bool:
     """
     if shutil.which("ssh") is None or ep.jump not in (None, "none"):
         return False
-    return ep.jump == "none" or not config_may_proxy() or not config_proxies(ep)
+    return ep.jump == "none" or not _any_config_may_proxy() or not config_proxies(ep)
 
 
 _PROXY = re.compile(r"^\s*(proxyjump|proxycommand)\b(?!\s*[= ]\s*none\s*$)", re.IGNORECASE | re.MULTILINE)
 _INCLUDE = re.compile(r"^\s*include\s+(.+)$", re.IGNORECASE | re.MULTILINE)
 
 
-def _user_config() -> str:
-    """~/.ssh/config as ssh finds it: in the account's home directory, whatever $HOME says."""
-    return str(Path(pwd.getpwuid(os.getuid()).pw_dir) / ".ssh" / "config")
+def _home() -> Path:
+    """The account's home directory, where ssh looks (whatever $HOME says)."""
+    return Path(pwd.getpwuid(os.getuid()).pw_dir)
+
+
+@functools.cache
+def _any_config_may_proxy() -> bool:
+    """:func:`config_may_proxy` for this user's and the system's files, read once per process (not once per host)."""
+    return config_may_proxy()
 
 
 def config_may_proxy(user_config: str | None = None, system_config: str = "/etc/ssh/ssh_config") -> bool:
@@ -91,7 +98,7 @@ def config_may_proxy(user_config: str | None = None, system_config: str = "/etc/
                     return True
         return False
 
-    user = Path(user_config or _user_config())
+    user = Path(user_config) if user_config else _home() / ".ssh" / "config"
     return scan(user, user.parent, 0) or scan(Path(system_config), Path(system_config).parent, 0)
 
 
@@ -165,7 +172,7 @@ def classify(ep: Endpoint, code: int, stdout: str, stderr: str) -> Answer:
 
 def control_dir() -> str | None:
     """A private folder for the shared connections' sockets, or None where a socket path would be too long."""
-    base = Path(os.environ.get("XDG_RUNTIME_DIR") or Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache") / "llmfleet-ssh"
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or _home() / ".cache") / "llmfleet-ssh"
     if len(str(base)) + 1 + 40 + 17 > 107:  # "/" + %C (40 hex digits) + ssh's temporary suffix: a socket path holds 107 bytes
         return None
     base.mkdir(mode=0o700, parents=True, exist_ok=True)

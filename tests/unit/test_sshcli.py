@@ -59,7 +59,7 @@ def test_exec_loads_no_ssh_library_and_keeps_the_engines_default_forks():
 
     assert exec_tasks.FORKS == runner.DEFAULT_FORKS
     code = ("import sys, llmfleet.cli, llmfleet.sshcli; from llmfleet.cli import exec_tasks; "
-            "exec_tasks.endpoints('mi300-cluster', 'inventory/mi300-cluster.yml'); print(sorted(m for m in ('paramiko', 'fabric') if m in sys.modules))")  # fmt: skip
+            "exec_tasks.targets('mi300-cluster', 'inventory/mi300-cluster.yml'); print(sorted(m for m in ('paramiko', 'fabric') if m in sys.modules))")  # fmt: skip
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
     assert out.strip() == "[]"

@@ -46,13 +46,9 @@ class HostOutput:
         return {"rc": self.rc, "stdout": self.stdout, "stderr": self.stderr, "unreachable": self.rc is None}
 
 
-def endpoints(hosts: str, inventory_path: str | None, cli_vars: Mapping[str, Any] | None = None) -> list[Endpoint]:
-    """The matched hosts' endpoints, built and checked exactly as for a deploy (before anything connects)."""
-    return [ep for ep, _ in targets(hosts, inventory_path, cli_vars)]
-
-
 def targets(hosts: str, inventory_path: str | None, cli_vars: Mapping[str, Any] | None = None) -> list[tuple[Endpoint, int]]:
-    """Each matched host's endpoint and its `ssh_control_persist` (seconds a shared connection stays open)."""
+    """Each matched host's endpoint, built and checked exactly as for a deploy (before anything connects),
+    and its `ssh_control_persist` (seconds a shared connection stays open)."""
     from .. import settings
     from ..endpoint import host_endpoint
     from ..inventory import load_inventory
