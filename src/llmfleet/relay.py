@@ -42,6 +42,9 @@ from . import shell
 CONTROL = "control"
 KEY_TAG = "llmfleet-relay"  # the comment of every authorized_keys line a relay adds
 EXPIRY = timedelta(hours=6)  # a relay line still there after this is dead anyway
+# Before the control node sends the first copy, a receiver waits this long for hosts of the run still on their way
+# to the image step: one of them may hold the image already (a rerun), and a peer's copy spares the control uplink.
+PEER_GRACE_S = 5.0
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Relay:
     """Who holds the image, who waits for it, who feeds whom; threads block in :meth:`feeder_for`."""
 
     fanout: int = 1  # transfers a holder (or a streaming receiver) feeds at once
+    peer_grace: float = PEER_GRACE_S
     stream: bool = True  # a receiver feeds others while it receives (chain); False: only finished holders (tree)
     holders: dict[str, int] = field(default_factory=dict)  # holder -> transfers it is feeding now
     streams: dict[str, int] = field(default_factory=dict)  # receiving now (spooling) -> transfers it is feeding now
@@ -115,21 +119,28 @@ class Relay:
 
     def feeder_for(self, host: str, timeout: float | None = None) -> Hop:
         """Block until a feeder is free for ``host``; first come, first fed."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        asked = time.monotonic()
+        deadline = None if timeout is None else asked + timeout
         with self._cond:
             self.pending.discard(host)  # it came: from now on `waiting` (and then `inflight`) speak for it
             self.waiting.append(host)
             self.again.discard(host)
+            self._cond.notify_all()  # one fewer pending: an earlier asker in its grace may go on
             try:
                 while True:
                     if self.cancelled:
                         raise Cancelled("the run was interrupted")
                     feeder = self._pick(host) if self.waiting[0] == host else None
+                    grace = asked + self.peer_grace - time.monotonic() if self.pending else 0.0
+                    if feeder == CONTROL and grace > 0:
+                        feeder = None  # a host on its way may hold it: wait until all have come (held, asked, left)
                     if feeder is not None:
                         break
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
                         raise TimeoutError(f"no host could feed {host} the image in {timeout:.0f}s")
+                    if grace > 0:
+                        left = grace if left is None else min(left, grace)
                     self._cond.wait(left)
             finally:
                 self.waiting.remove(host)

@@ -237,3 +237,39 @@ def test_a_host_that_asks_or_holds_is_no_longer_pending_even_unannounced():
     r.hold("h3")  # it had the image already
     done.join(5)
     assert not done.is_alive() and not r.needed()
+
+
+def test_the_control_node_waits_a_moment_for_a_host_on_its_way_that_may_hold_the_image():
+    """A rerun where the restored host asks before the others have looked at their own image: a peer feeds it."""
+    r = relay.Relay(peer_grace=5.0)
+    for h in ("h1", "h2", "h3"):
+        r.expect(h)
+    got: list[relay.Hop] = []
+    asker = threading.Thread(target=lambda: got.append(r.feeder_for("h3", timeout=10)))
+    asker.start()
+    time.sleep(0.2)
+    assert not got  # h1 and h2 are still on their way
+    r.hold("h1")
+    asker.join(2)
+    assert got and got[0].feeder == "h1"
+
+
+def test_the_control_node_sends_once_every_host_has_come_or_the_grace_is_over():
+    r = relay.Relay(peer_grace=5.0)
+    for h in ("h1", "h2"):
+        r.expect(h)
+    started = time.monotonic()
+    got: list[relay.Hop] = []
+    first = threading.Thread(target=lambda: got.append(r.feeder_for("h1", timeout=10)))
+    first.start()
+    time.sleep(0.1)
+    r.leave("h2")  # h2's run ended before its image step: nobody else may hold it
+    first.join(2)
+    assert got[0].feeder == relay.CONTROL and time.monotonic() - started < 1.0
+    r.finished(got[0], ok=True)
+
+    late = relay.Relay(peer_grace=0.3)
+    late.expect("slow")  # never comes in time (its lock or facts take long)
+    started = time.monotonic()
+    assert late.feeder_for("h1", timeout=10).feeder == relay.CONTROL
+    assert 0.3 <= time.monotonic() - started < 1.5
