@@ -37,7 +37,8 @@ INTERVAL_S = 1.0
 # --- the sampler on the host ----------------------------------------------------------
 
 # $1 raw file, $2 pid file, $3 seconds until it stops by itself, $4 interval (s),
-# $5 the stop file (holds an epoch second: stop after the first sample at or past it).
+# $5 the stop file (holds epoch milliseconds: stop after the first sample at or past them).
+# SIGUSR1 cuts its nap short (the stop sends it), so the last sample is taken at once.
 _START = r"""
 raw=$1 pidf=$2 left=$3 every=$4 stopf=$5
 mkdir -p "$(dirname "$raw")" && rm -f "$stopf"
@@ -50,6 +51,7 @@ if command -v amd-smi >/dev/null 2>&1; then tool=amd-smi; else tool=rocm-smi; fi
 end=$(( $(date +%s) + left ))
 setsid sh -c '
 raw=$1 every=$2 stopf=$3 end=$4 ssh=$5 tool=$6
+nap=""; trap "[ -n \"\$nap\" ] && kill \$nap 2>/dev/null" USR1
 while [ "$(date +%s)" -lt "$end" ]; do
   if [ -n "$ssh" ] && [ ! -d "/proc/$ssh" ]; then break; fi
   sleep "$every" & nap=$!
@@ -60,7 +62,8 @@ while [ "$(date +%s)" -lt "$end" ]; do
     out=$(rocm-smi --showpower --showuse --showmeminfo vram --showtemp --json 2>/dev/null)
   fi
   printf "%s %s %s\n" "$t" "$tool" "$(printf "%s" "$out" | tr -s " \n\t\r" "    ")" >> "$raw"
-  if [ -f "$stopf" ] && [ "${t%%.*}" -ge "$(cat "$stopf" 2>/dev/null || echo 0)" ]; then break; fi
+  ms="${t%%.*}$(printf %.3s "${t#*.}000")"
+  if [ -f "$stopf" ] && [ "$ms" -ge "$(cat "$stopf" 2>/dev/null || echo 0)" ]; then break; fi
   wait "$nap"
 done
 ' sampler "$raw" "$every" "$stopf" "$end" "$ssh" "$tool" </dev/null >/dev/null 2>&1 &
@@ -70,13 +73,13 @@ while [ ! -s "$raw" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 echo "$tool ${ssh:-no-sshd}"
 """
 
-# $1 pid file, $2 stop file, $3 epoch second to sample past: the sampler takes its last
-# sample after the client's end, then exits; after 10 s its process group is killed.
+# $1 pid file, $2 stop file, $3 epoch milliseconds to sample past: the sampler, woken, takes its
+# last sample after the client's end, then exits; after 10 s its process group is killed.
 # Prints the sampler's CPU seconds (its own and its waited-for children's) and its age.
 _STOP = r"""
 pidf=$1 stopf=$2 past=$3
 [ -f "$pidf" ] || { echo "no-sampler"; exit 0; }
-pid=$(cat "$pidf"); echo "$past" > "$stopf"
+pid=$(cat "$pidf"); echo "$past" > "$stopf"; kill -USR1 "$pid" 2>/dev/null
 hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
 cpu=""; i=0
 while [ -d "/proc/$pid" ] && [ $i -lt 100 ]; do
@@ -123,7 +126,7 @@ def start_argv(p: SamplerPaths, lifetime_s: float, interval_s: float = INTERVAL_
 
 def stop_argv(p: SamplerPaths, past_epoch: float) -> list[str]:
     """Stop a sampler after its first sample at or past ``past_epoch``; prints its CPU cost."""
-    return ["sh", "-c", _STOP, "sampler-stop", p.pid, p.stop, str(math.ceil(past_epoch))]
+    return ["sh", "-c", _STOP, "sampler-stop", p.pid, p.stop, str(math.ceil(past_epoch * 1000))]
 
 
 def stop_all_argv(folder: str) -> list[str]:

@@ -210,6 +210,20 @@ def test_sampler_samples_once_a_second_and_stops_after_a_sample_past_the_end(too
     assert max(gaps) < 1.5
 
 
+def test_stop_wakes_the_sampler_for_its_last_sample_instead_of_waiting_out_its_interval(tools: Path, tmp_path: Path) -> None:
+    """Every bench client's end waits for this: with a 5 s interval the stop still returns at once."""
+    p = tm.SamplerPaths.under(str(tmp_path / "tel"), "low")
+    assert sh(tm.start_argv(p, lifetime_s=60, interval_s=5), tools).returncode == 0
+    time.sleep(0.5)
+    end = time.time()
+    began = time.monotonic()
+    stopped = sh(tm.stop_argv(p, end), tools)
+    assert stopped.stdout.startswith("stopped"), stopped
+    assert time.monotonic() - began < 2.5  # not the 5 s nap
+    samples = tm.parse_raw(Path(p.raw).read_text())
+    assert len(samples) == 2 and samples[-1]["t"] >= end  # the first, and one taken past the end (to the ms)
+
+
 def test_sampler_stops_by_itself_at_its_deadline(tools: Path, tmp_path: Path) -> None:
     p = tm.SamplerPaths.under(str(tmp_path / "tel"), "low")
     assert sh(tm.start_argv(p, lifetime_s=1, interval_s=0.2), tools).returncode == 0
