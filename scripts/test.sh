@@ -2,7 +2,7 @@
 # The project's checks and tests, as CI runs them (README, command 2). Run as root on Debian 12:
 #   1. ruff, mypy and the import-layer contracts (seconds);
 #   2. the unit suite as an unprivileged user (no root, no lab needed: scripts/unit-tests-as-user.sh),
-#      at the same time as 1 (each takes one core; its output is printed after theirs);
+#      at the same time as 1, spread over the cores (pytest-xdist); its output is printed after theirs;
 #   3. the lab and end-to-end tests as root (network namespaces, sshd, Docker engines), alone: some of
 #      them measure the simulated GPUs' timing, which other work on the same cores would disturb.
 # Not root: every test as the current user (the lab tests skip, saying why).

@@ -2,6 +2,7 @@
 # Run the unit suite as an unprivileged user (default: nobody), from a copy of the working tree and
 # a virtualenv of Debian's python3: proof that unit tests need no root, no lab, no namespace.
 # Usage: bash scripts/unit-tests-as-user.sh [pytest args...]   (run as root; CI does)
+# The tests are spread over LLMFLEET_UNIT_WORKERS pytest-xdist workers (default: one per core; 0: none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 user=${LLMFLEET_TEST_USER:-nobody}
@@ -20,4 +21,4 @@ chown -R "$user:$group" "$work"
 cd "$work"
 exec setpriv --reuid="$user" --regid="$group" --clear-groups --reset-env \
   env HOME="$work" PATH="$venv/bin:/usr/bin:/bin" LLMFLEET_ARCHIVE="$work/archive" \
-  "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit "$@"
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider -n "${LLMFLEET_UNIT_WORKERS:-auto}" tests/unit "$@"

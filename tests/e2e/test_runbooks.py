@@ -1,9 +1,10 @@
 """The rollout and router runbooks, executed on the lab: every `invoke` command of their ```bash blocks,
 in order, with the lab's names. A runbook whose command or flag no longer exists fails here.
 
-Its benchmarks run as written, with fewer and shorter requests (BENCH_SIZE, appended): this test checks that the
-commands work together (router up, bench direct and through it, report), not their numbers, which
-tests/e2e/test_bench_lab.py and tests/lab/ check.
+Its benchmarks run as written, with fewer and shorter requests and every host's client at once, as on a real
+cluster (BENCH_SIZE, appended; the lab inventory runs them one host at a time for the README demo's numbers): this
+test checks that the commands work together (router up, bench direct and through it, report), not their numbers,
+which tests/e2e/test_bench_lab.py and tests/lab/ check.
 
 (docs/runbooks/tune-hosts.md has its own test, tests/e2e/test_runbook_tune_hosts.py, whose extraction
 helper this one shares.)
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.lab
 ENV = {"HF_TOKEN": "hf_runbookLabToken0123456789"}
 RUNBOOKS = ["upgrade-fleet-with-canary.md", "rollback-a-host.md", "replace-a-host.md", "serve-behind-the-router.md"]
 NAMES = {"mi300-cluster": "lab", "mi300-01": "lab1", "mi300-02": "lab2"}
-BENCH_SIZE = ["--num-prompts", "2", "--input-len", "200", "--output-len", "32"]
+BENCH_SIZE = ["--num-prompts", "2", "--input-len", "200", "--output-len", "32", "--set", "bench_forks=3"]
 
 
 def test_runbooks_run_on_the_lab(lab, monkeypatch, tmp_path):
