@@ -153,6 +153,47 @@ def test_yaml_nesting_up_to_the_limit_loads() -> None:
     assert yamlsrc.nesting_depth(yamlsrc.loads("[" * depth + "]" * depth)) == depth
 
 
+def _with_lines(doc: Any) -> Any:
+    """A document with every mapping's key lines, to compare two parsers."""
+    if isinstance(doc, yamlsrc.LineDict):
+        return {"lines": dict(doc.key_lines), "line": doc.line, "items": {k: _with_lines(v) for k, v in doc.items()}}
+    if isinstance(doc, list):
+        return [_with_lines(v) for v in doc]
+    return doc
+
+
+def _parse(loader: type, text: str) -> Any:
+    parser = loader(text)
+    try:
+        node = parser.get_single_node()
+        return None if node is None else _with_lines(parser.construct_document(node))
+    finally:
+        parser.dispose()
+
+
+@pytest.mark.skipif(yamlsrc._PARSER is yamlsrc._Loader, reason="PyYAML without libyaml: the Python parser serves alone")
+def test_libyaml_and_the_python_parser_read_every_project_file_alike() -> None:
+    """yamlsrc parses with libyaml where PyYAML has it (5x faster); what it gives must not depend on that."""
+    root = Path(__file__).resolve().parents[2]
+    files = [p for d in ("roles", "catalog", "playbooks", "inventory", "tests/fixtures", "lab") for p in (root / d).rglob("*.y*ml")]
+    assert len(files) > 20
+    for path in files:
+        text = path.read_text()
+        assert _parse(yamlsrc._PARSER, text) == _parse(yamlsrc._Loader, text), path
+
+
+@pytest.mark.parametrize("text", ["a: \x1f", "x: 1\ny: [\x07]", "k: " + "[" * 150 + "]" * 150, "a: 1\na: 2", "a: &x [*x]"])
+def test_libyaml_refuses_what_the_python_parser_refuses_with_the_same_line(text: str) -> None:
+    got = []
+    for loader in (yamlsrc._PARSER, yamlsrc._Loader):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(yamlsrc, "_PARSER", loader)
+            with pytest.raises(InputError) as err:
+                yamlsrc.loads(text, "f.yml")
+            got.append((err.value.message, err.value.line))
+    assert got[0] == got[1]
+
+
 # --------------------------------------------------------------------------- class 3: files that are not files
 
 

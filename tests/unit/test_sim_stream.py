@@ -113,9 +113,10 @@ def test_generate_stream_is_sglang_cumulative_chunks(snapshot):
         evs = events(await resp.read())
         assert evs[-1] == "[DONE]"
         chunks = evs[:-1]
-        assert len(chunks) == 12  # --stream-interval 1: one event per token
+        # --stream-interval 1: an event per token; when the reader falls behind, one event carries the tokens made
+        # since its last (SGLang's TokenizerManager._wait_one_response yields out_list[-1] and clears the list; so does the sim)
         counts = [c["meta_info"]["completion_tokens"] for c in chunks]
-        assert counts == list(range(1, 13))
+        assert counts == sorted(set(counts)) and counts[-1] == 12 and len(chunks) >= 6, counts
         for prev, cur in zip(chunks, chunks[1:]):
             assert cur["text"].startswith(prev["text"]) and len(cur["text"]) > len(prev["text"])
             assert cur["output_ids"][: len(prev["output_ids"])] == prev["output_ids"]
