@@ -247,7 +247,7 @@ def _release_lock(ctx: RunContext, plan: HostPlan, session: SessionLike, failed:
 def _run_step(hctx: HostContext, spec: ActionSpec, args: Mapping[str, Any], recap: HostRecap) -> tuple[str, str]:
     try:
         return spec.fn(hctx, args)
-    except StepFailed as exc:
+    except (StepFailed, InterruptedError) as exc:  # InterruptedError: a file transfer cut short by Ctrl-C
         return FAILED, str(exc)
     except Unreachable as exc:
         recap.unreachable = True

@@ -14,6 +14,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
@@ -28,6 +30,7 @@ __all__ = ["CONNECT_TIMEOUT_S", "Endpoint", "Session", "SessionLike", "Result", 
 
 _WINDOW = 16 * 2**20  # bigger SSH windows: image pushes are hundreds of MB
 INTERRUPTED = 130  # the exit code of a command whose channel interrupt() closed (as a shell says for Ctrl-C)
+SFTP_IDLE_TIMEOUT_S = 30.0  # an SFTP request unanswered this long: the host went away (a cut link never says so)
 
 
 class Unreachable(Exception):
@@ -151,6 +154,7 @@ class Session:
         self._sftp: paramiko.SFTPClient | None = None
         self._channels: set[paramiko.Channel] = set()  # commands in flight (interrupt() closes them)
         self._interrupted: set[paramiko.Channel] = set()
+        self._sftp_interrupted = False
 
     # -- connection -------------------------------------------------------------------
     def _known_hosts(self) -> str:
@@ -252,6 +256,11 @@ class Session:
         for chan in list(self._channels):
             self._interrupted.add(chan)
             chan.close()
+        if self._sftp is not None:  # a file transfer in flight ends too (see _file_op)
+            self._sftp_interrupted = True
+            sftp_chan = self._sftp.get_channel()
+            if sftp_chan is not None:
+                sftp_chan.close()
 
     def __enter__(self) -> "Session":
         return self.open()
@@ -390,21 +399,48 @@ class Session:
 
     # -- files ------------------------------------------------------------------------
     def sftp(self) -> paramiko.SFTPClient:
+        chan = self._sftp.get_channel() if self._sftp is not None else None
+        if self._sftp is not None and (chan is None or chan.closed):
+            self._sftp = None  # closed by interrupt(): cleanup after Ctrl-C gets a new one
         if self._sftp is None:
             self._sftp = self._transport().open_sftp_client()
+            chan = self._sftp.get_channel()
+            if chan is not None:
+                chan.settimeout(SFTP_IDLE_TIMEOUT_S)
+            self._sftp_interrupted = False
         return self._sftp
+
+    @contextmanager
+    def _file_op(self, what: str) -> Iterator[paramiko.SFTPClient]:
+        """An SFTP operation that cannot hang the run: no answer for SFTP_IDLE_TIMEOUT_S (a host cut mid-transfer) is
+        Unreachable, its channel closed under it by interrupt() (Ctrl-C) InterruptedError (the host is not at fault:
+        the run still cleans up and releases its lock there); a missing file stays the OSError it is."""
+        sftp = self.sftp()
+        try:
+            yield sftp
+        except (TimeoutError, EOFError, paramiko.SSHException, OSError) as exc:
+            chan = sftp.get_channel()
+            lost = not isinstance(exc, OSError) or isinstance(exc, TimeoutError) or chan is None or chan.closed
+            if not lost:
+                raise
+            interrupted = self._sftp_interrupted
+            sftp.close()
+            self._sftp = None
+            if interrupted:
+                raise InterruptedError(f"interrupted while {what} on {self.endpoint.name}") from None
+            raise Unreachable(f"{self.endpoint.name} stopped answering while {what}: "
+                              f"no answer for {SFTP_IDLE_TIMEOUT_S:.0f}s ({exc.__class__.__name__})") from None  # fmt: skip
 
     def put_bytes(self, data: bytes, remote_path: str, mode: int = 0o644) -> None:
         """Write a file; the mode is set before any byte is written (secrets are 0600 from the start)."""
-        sftp = self.sftp()
         tmp = f"{remote_path}.llmfleet-tmp"
-        with sftp.open(tmp, "wb") as fh:
-            fh.chmod(mode)
-            fh.write(data)
-        sftp.posix_rename(tmp, remote_path)
+        with self._file_op(f"writing {remote_path}") as sftp:
+            with sftp.open(tmp, "wb") as fh:
+                fh.chmod(mode)
+                fh.write(data)
+            sftp.posix_rename(tmp, remote_path)
 
     def put_file(self, local: Path, remote_path: str, mode: int = 0o644, on_sent: Callable[[int], None] | None = None) -> None:
-        sftp = self.sftp()
         tmp = f"{remote_path}.llmfleet-tmp"
         sent = 0
 
@@ -414,17 +450,22 @@ class Session:
                 on_sent(done - sent)
             sent = done
 
-        sftp.put(str(local), tmp, callback=progress)
-        sftp.chmod(tmp, mode)
-        sftp.posix_rename(tmp, remote_path)
+        with self._file_op(f"receiving {local.name}") as sftp:
+            sftp.put(str(local), tmp, callback=progress)
+            sftp.chmod(tmp, mode)
+            sftp.posix_rename(tmp, remote_path)
 
     def get_bytes(self, remote_path: str) -> bytes:
-        with self.sftp().open(remote_path, "rb") as fh:
+        with self._file_op(f"sending {remote_path}") as sftp, sftp.open(remote_path, "rb") as fh:
             fh.prefetch()
             return fh.read()
 
     def listdir_recursive(self, remote_dir: str) -> list[str]:
         """Relative paths of the regular files under a remote directory."""
+        with self._file_op(f"listing {remote_dir}"):
+            return self._listdir_recursive(remote_dir)
+
+    def _listdir_recursive(self, remote_dir: str) -> list[str]:
         import stat
 
         sftp = self.sftp()

@@ -558,7 +558,8 @@ def _push_relayed(ctx: HostContext, images: ControlImages, tag: str, wanted: Con
             continue
         except Unreachable as exc:  # this host went away (cut): the recap names it and its source
             run.relay.finished(hop, ok=False)
-            msg = str(exc) if str(exc).startswith(ctx.name) else f"{ctx.name} went away while receiving the image from {hop.feeder}: {exc}"
+            msg = str(exc) if "while receiving the image" in str(exc) else \
+                f"{ctx.name} went away while receiving the image from {hop.feeder}: {exc}"
             raise Unreachable(msg) from None
         except BaseException:
             run.relay.finished(hop, ok=False)
