@@ -180,7 +180,10 @@ def loads(text: str, path: str | Path | None = None) -> Any:
         raise _not_allowed(exc, text, path) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        raise InputError(f"invalid YAML: {exc.problem or exc}", path, mark.line + 1 if mark else None) from None
+        line = mark.line + 1 if mark else None
+        if "maximum nesting depth" in str(exc.problem):  # libyaml's own limit (PyYAML >= 6.0.4), met scanning ahead
+            raise InputError(f"{LIMIT_PREFIX} nested too deeply (more than {MAX_DEPTH} levels)", path, line) from None
+        raise InputError(f"invalid YAML: {exc.problem or exc}", path, line) from None
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", path) from None
     except RecursionError:
