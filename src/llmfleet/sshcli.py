@@ -176,7 +176,8 @@ def control_dir() -> str | None:
     if len(str(base)) + 1 + 40 + 17 > 107:  # "/" + %C (40 hex digits) + ssh's temporary suffix: a socket path holds 107 bytes
         return None
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if base.stat().st_uid != os.getuid() or base.stat().st_mode & 0o077:
+    st = base.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
         return None  # someone else's, or open to others: never share connections through it
     return str(base)
 

@@ -418,7 +418,7 @@ class Session:
         sftp = self.sftp()
         try:
             yield sftp
-        except (TimeoutError, EOFError, paramiko.SSHException, OSError) as exc:
+        except (EOFError, paramiko.SSHException, OSError) as exc:  # OSError: a timeout, a closed channel or a missing file
             chan = sftp.get_channel()
             lost = not isinstance(exc, OSError) or isinstance(exc, TimeoutError) or chan is None or chan.closed
             if not lost:
@@ -462,22 +462,18 @@ class Session:
 
     def listdir_recursive(self, remote_dir: str) -> list[str]:
         """Relative paths of the regular files under a remote directory."""
-        with self._file_op(f"listing {remote_dir}"):
-            return self._listdir_recursive(remote_dir)
-
-    def _listdir_recursive(self, remote_dir: str) -> list[str]:
         import stat
 
-        sftp = self.sftp()
         found: list[str] = []
+        with self._file_op(f"listing {remote_dir}") as sftp:
 
-        def walk(rel: str) -> None:
-            for entry in sftp.listdir_attr(f"{remote_dir}/{rel}" if rel else remote_dir):
-                child = f"{rel}/{entry.filename}" if rel else entry.filename
-                if stat.S_ISDIR(entry.st_mode or 0):
-                    walk(child)
-                elif stat.S_ISREG(entry.st_mode or 0):
-                    found.append(child)
+            def walk(rel: str) -> None:
+                for entry in sftp.listdir_attr(f"{remote_dir}/{rel}" if rel else remote_dir):
+                    child = f"{rel}/{entry.filename}" if rel else entry.filename
+                    if stat.S_ISDIR(entry.st_mode or 0):
+                        walk(child)
+                    elif stat.S_ISREG(entry.st_mode or 0):
+                        found.append(child)
 
-        walk("")
+            walk("")
         return sorted(found)

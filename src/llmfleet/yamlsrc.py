@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-import yaml.composer
 
 from .errors import InputError
 
@@ -42,8 +41,8 @@ class LineDict(dict):
         return self.key_lines.get(key, self.line)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses nesting deeper than MAX_DEPTH while it composes (before it can recurse)."""
+class _DepthLimited:
+    """Refuses nesting deeper than MAX_DEPTH while the nodes are composed (before anything can recurse)."""
 
     _llmfleet_path: str | None = None
     _llmfleet_depth = 0
@@ -52,36 +51,31 @@ class _Loader(yaml.SafeLoader):
         self._llmfleet_depth += 1
         try:
             if self._llmfleet_depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
+                mark = self.peek_event().start_mark  # type: ignore[attr-defined]
                 raise InputError(f"{LIMIT_PREFIX} nested too deeply (more than {MAX_DEPTH} levels)", self._llmfleet_path, mark.line + 1)
-            return yaml.composer.Composer.compose_node(self, parent, index)
+            return super().compose_node(parent, index)  # type: ignore[misc]
         finally:
             self._llmfleet_depth -= 1
+
+
+class _Loader(_DepthLimited, yaml.SafeLoader):
+    """PyYAML's SafeLoader, all in Python."""
 
 
 _PARSER: type[Any] = _Loader
 if getattr(yaml, "__with_libyaml__", False):
 
-    class _CLoader(yaml._yaml.CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+    class _CLoader(_DepthLimited, yaml.composer.Composer, yaml._yaml.CParser, yaml.constructor.SafeConstructor,
+                   yaml.resolver.Resolver):  # fmt: skip
         """The same loader with libyaml's scanner and parser (5x faster: every command reads the roles' defaults,
-        the catalog and the inventory). The nodes are still composed here, event by event, so the depth limit
-        holds before anything recurses and every node keeps its line."""
-
-        _llmfleet_path: str | None = None
-        _llmfleet_depth = 0
+        the catalog and the inventory). Composer comes before CParser, so the nodes are still composed here, event
+        by event: the depth limit holds before anything recurses and every node keeps its line."""
 
         def __init__(self, stream: str):
             yaml._yaml.CParser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
             yaml.constructor.SafeConstructor.__init__(self)
             yaml.resolver.Resolver.__init__(self)
-            self.anchors: dict[str, Any] = {}
-
-        get_single_node = yaml.composer.Composer.get_single_node
-        compose_document = yaml.composer.Composer.compose_document
-        compose_node = _Loader.compose_node
-        compose_scalar_node = yaml.composer.Composer.compose_scalar_node
-        compose_sequence_node = yaml.composer.Composer.compose_sequence_node
-        compose_mapping_node = yaml.composer.Composer.compose_mapping_node
 
     _PARSER = _CLoader
 

@@ -104,7 +104,6 @@ def test_the_key_exchange_leaves_out_only_the_costly_sntrup_hybrid_and_sharing_i
 def test_the_socket_folder_is_private_and_never_someone_elses(monkeypatch):
     import shutil
     import tempfile
-    from pathlib import Path
 
     tmp_path = Path(tempfile.mkdtemp(prefix="sc"))  # short: pytest's tmp_path is too long for a socket path
     try:
