@@ -67,6 +67,7 @@ class Settings(schema.Struct, frozen=True, kw_only=True):
     image: str | None
     image_relay: bool
     image_compression: Literal["auto", "zstd", "none"]
+    image_push_layers: Literal["missing", "all"]
     relay_stall_timeout: Positive
     # sglang_server
     port: Port

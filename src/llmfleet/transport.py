@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import logging
 import os
 import socket
 import threading
@@ -31,6 +32,11 @@ __all__ = ["CONNECT_TIMEOUT_S", "Endpoint", "Session", "SessionLike", "Result", 
 _WINDOW = 16 * 2**20  # bigger SSH windows: image pushes are hundreds of MB
 INTERRUPTED = 130  # the exit code of a command whose channel interrupt() closed (as a shell says for Ctrl-C)
 SFTP_IDLE_TIMEOUT_S = 30.0  # an SFTP request unanswered this long: the host went away (a cut link never says so)
+
+# paramiko logs what the product reports itself (a health probe's "Secsh channel N open FAILED: Connection
+# refused" while the server starts, a cut host's socket errors); with no handler Python's last resort printed
+# them on the console. Whoever wants them attaches a handler to "paramiko".
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 class Unreachable(Exception):

@@ -71,11 +71,13 @@ def test_the_slow_host_is_the_only_outlier(serving, victim, sick_run):
     outliers = rep["fleet"]["outliers"]
     assert {o["host"] for o in outliers} == {victim.name}, outliers
     flagged = {o["metric"] for o in outliers}
-    assert flagged & {"median_tpot_ms", "output_throughput"}, flagged
+    # Flagged on what a slower GPU moves. Which of them crosses the rule on 3 hosts depends on
+    # the healthy two's spread (the MAD): a CI run flagged ITL and E2E with TPOT at +15% and 2.8 MADs.
+    assert flagged & SLOW_GPU_METRICS, flagged
     assert flagged <= SLOW_GPU_METRICS | {"median_ttft_ms", "p99_tpot_ms"}, flagged
-    tpot = next((o for o in outliers if o["metric"] == "median_tpot_ms"), None)
-    if tpot:  # slower by about the fault's factor, never faster
-        assert 0.5 * SLOW_PCT <= tpot["delta_pct"] <= 2 * SLOW_PCT, tpot
+    for o in outliers:
+        if o["metric"] in ("median_tpot_ms", "median_itl_ms"):  # slower by about the fault's factor, never faster
+            assert 0.5 * SLOW_PCT <= o["delta_pct"] <= 2 * SLOW_PCT, o
 
 
 def test_every_host_has_telemetry_covering_the_profile(serving, victim, sick_run):

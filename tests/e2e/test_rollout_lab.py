@@ -11,6 +11,7 @@ Figures (requests, wall time) are printed for the closing note.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.error
@@ -94,6 +95,14 @@ def test_upgrade_under_load_fails_no_request(fleet):
     assert all(v["message"] == "upgraded" for v in recap.values()), recap
     status = json.loads(cli("router.status", "--json", timeout=60).stdout)
     assert len(status["workers"]) == len(lab.hosts) and all(w["healthy"] for w in status["workers"])
+    # the new release's image shares its base layer with the old one: only its own layer is sent
+    pushed = [s for s in json.loads(r.stdout)["steps"] if s["step"] == "SGLang image on the host"]
+    assert len(pushed) == len(lab.hosts) and all(s["status"] == "changed" for s in pushed), pushed
+    for step in pushed:
+        sent_mb = float(re.search(r"\((\d+) MB in", step["message"]).group(1))
+        print(f"FIGURES upgrade image on {step['host']}: {step['message']}")
+        assert "1 of 2 layers were there" in step["message"] or "from lab" in step["message"], step
+        assert sent_mb < 100, step  # the whole image is ~540 MB (~160 MB with zstd)
 
 
 def test_overcommitted_memory_canary_rolls_back_and_stops(fleet, lab_ssh):

@@ -180,6 +180,38 @@ def test_real_amd_smi_bare_list_vram_of_an_mi300x():
     assert hw is not None and (hw.key, hw.gpu_memory_gb) == ("mi300x", 192)
 
 
+def test_real_amd_smi_bare_list_with_asic_and_vram_refused_as_no_instinct():
+    """Two real `amd-smi static --json` captures of the bare-list shape (amd-smi < 26) with their asic and
+    vram blocks: a Strix Halo APU (ROCm 6.3 era: num_compute_units and target_graphics_version) and an
+    RX 6600 (an older schema: no target_graphics_version, no subsystem_id, `dpm_policy`; its market name
+    lacks the closing bracket). Both read whole, neither taken for a kind the cookbook has."""
+    from llmfleet import catalog, deployment
+    from llmfleet.errors import InputError
+
+    [apu] = _gpus("amd_smi_list_strix_halo_gfx1151.json")
+    assert (apu.product, apu.arch, apu.vram_mb, apu.device_id) == (
+        "Strix Halo [Radeon Graphics / Radeon 8050S Graphics / Radeon 8060S Graphics]", "gfx1151", 32768, "0x1586")
+    [rx] = _gpus("amd_smi_list_rx6600_old_fields.json")
+    assert (rx.product, rx.arch, rx.vram_mb, rx.device_id) == ("Navi 23 [Radeon RX 6600/6600 XT", None, 8176, "0x73ff")
+    cat = catalog.load()
+    for gpu in (apu, rx):
+        assert deployment.infer_hardware(cat, gpu.product, gpu.arch, gpu.vram_mb, gpu.device_id) is None
+        with pytest.raises(InputError, match="cannot tell the hardware kind of GPUs"):
+            deployment.detect_hardware(cat, facts.HostFacts(gpus=[gpu] * 8), None)
+
+
+def test_real_amd_smi_gpu_data_of_an_8_x_mi300x_node():
+    """`amd-smi static --json` as root on an 8 x MI300X node (AMDSMI Tool 26.2.2, ROCm 7.2.1): the
+    {"gpu_data": [...]} shape, VRAM "HBM" of 196592 MB, an SR-IOV firmware. Read as eight MI300X."""
+    from llmfleet import catalog, deployment
+
+    gpus = _gpus("amd_smi_gpu_data_mi300x_x8_rocm721.json")
+    assert [(g.product, g.arch, g.vram_mb, g.device_id) for g in gpus] == [
+        ("AMD Instinct MI300X", "gfx942", 196592, "0x74a1")] * 8
+    hw = deployment.detect_hardware(catalog.load(), facts.HostFacts(gpus=gpus), None)
+    assert (hw.key, hw.gpu_memory_gb) == ("mi300x", 192)
+
+
 def test_rocm_6_0_amd_smi_shapes_read_in_its_source():
     """Shapes read in ROCm/amdsmi's source, not captured outputs. At tag rocm-6.0.0, `_print_json_output`
     prints a one-GPU host's entry as a bare object (a list only for several GPUs) and `static` passes the

@@ -178,3 +178,18 @@ def test_a_bad_jump_on_an_endpoint_is_unreachable_with_the_reason(tmp_path: Path
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(Unreachable, match="bad jump host for target: 'a b' is not"):
         Session(Endpoint(name="target", address="127.0.0.1", jump="a b")).open()
+
+
+def test_paramiko_log_lines_stay_off_the_console():
+    """A health probe before the server listens makes paramiko log "Secsh channel N open FAILED" at ERROR; the
+    product reports the probe itself, and the line was printed by Python's last-resort handler on every deploy."""
+    import subprocess
+    import sys
+
+    code = ("import logging, llmfleet.transport; "
+            "logging.getLogger('paramiko.transport').error('Secsh channel 13 open FAILED: Connection refused')")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr == ""
+    without = subprocess.run([sys.executable, "-c", code.replace("llmfleet.transport", "paramiko")], capture_output=True,
+                             text=True, check=True)  # fmt: skip
+    assert "open FAILED" in without.stderr  # what the handler keeps away

@@ -2,8 +2,10 @@
 
 Push streams `docker save` output (saved once per run on the control node, whatever
 the number of hosts) over each host's SSH connection into `docker load`, with a
-progress bar per host. Either way the step is skipped when the host already has
-the image (the same image ID, for a push).
+progress bar per host; only the layers the host lacks when its engine can take that
+(`imagelayers`: an upgrade sends the new release's top layers, not its ROCm base).
+Either way the step is skipped when the host already has the image (the same image
+ID, for a push).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import paramiko
 
-from .. import relay, secrets, shell
+from .. import imagelayers, relay, secrets, shell
 from ..commands import docker
 from ..steps import CHANGED, OK, HostContext, StepFailed, spec
 from ..transport import INTERRUPTED, Result, Unreachable
@@ -37,6 +39,7 @@ class ControlImage:
     image_id: str
     size: int
     tar: Path | None = None
+    saved: imagelayers.SavedImage | None = None  # its layers, read from the tar
 
 
 def _control_env(docker_host: str | None) -> dict[str, str]:
@@ -87,10 +90,23 @@ class ControlImages:
                 if cached_file(path, save):
                     prune(path.parent, keep=KEEP_TARS)
                 image.tar = path
+                image.saved = imagelayers.read_saved(path)
             return image
 
+    def without(self, tag: str, held: int) -> Path:
+        """The saved image without the files of its first `held` layers (made once, beside the whole one)."""
+        image = self.tar(tag)
+        assert image.tar is not None and image.saved is not None
+        if held == 0:
+            return image.tar
+        path = image.tar.with_name(f"{image.tar.stem}.less{held}.tar")
+        skip = imagelayers.without_layers(image.saved, held)
+        source = image.tar
+        cached_file(path, lambda tmp: imagelayers.write_without(source, tmp, skip))
+        return path
 
-def cached_file(path: Path, make: Callable[[Path], None]) -> bool:
+
+def cached_file(path: Path, make: Callable[[Path], object]) -> bool:
     """Make `path` once, safe against other threads and other llmfleet runs on this control node.
 
     The maker writes a temporary file of its own, renamed into place when complete; an
@@ -113,12 +129,13 @@ def cached_file(path: Path, make: Callable[[Path], None]) -> bool:
 
 def prune(directory: Path, keep: int) -> list[Path]:
     """Delete all but the `keep` newest saved images: each is hundreds of MB to GBs."""
-    tars = sorted(directory.glob("*.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
+    whole = [p for p in directory.glob("*.tar") if "." not in p.stem]  # `<image id>.tar`, not what is made from it
+    tars = sorted(whole, key=lambda p: p.stat().st_mtime, reverse=True)
     for old in tars[keep:]:
         old.unlink(missing_ok=True)
-        old.with_suffix(".tar.zst").unlink(missing_ok=True)  # its compressed copy (relay/push with zstd)
-        for lock in (old.with_name(old.name + ".lock"), old.with_name(old.name + ".zst.lock")):
-            lock.unlink(missing_ok=True)
+        old.with_name(old.name + ".lock").unlink(missing_ok=True)
+        for made in directory.glob(f"{old.stem}.*"):  # its compressed copy, copies without layers, their locks
+            made.unlink(missing_ok=True)
     return tars[keep:]
 
 
@@ -142,11 +159,9 @@ def host_image_id(ctx: HostContext, tag: str) -> str | None:
     return result.stdout.split()[0] if result.ok and result.stdout.strip() else None
 
 
-def _zstd_tar(image: ControlImage) -> Path:
-    """The saved image compressed once (zstd -3) beside the tar, for every host that can decompress it."""
-    assert image.tar is not None
-    path = image.tar.with_suffix(".tar.zst")
-    source = image.tar
+def _zstd_tar(source: Path) -> Path:
+    """A saved image compressed once (zstd -3) beside its tar, for every host that can decompress it."""
+    path = source.with_suffix(".tar.zst")
 
     def compress(tmp: Path) -> None:
         argv = ["zstd", "-q", "-f", "-3", "-T0", str(source), "-o", str(tmp)]
@@ -221,6 +236,7 @@ class RelayRun:
         self._lock = threading.Lock()
         self._key: tuple[str, str] | None = None
         self._compress: bool | None = None
+        self._without: int | None = None
         self.ratio: float | None = None
 
     def key(self) -> tuple[str, str]:
@@ -249,6 +265,14 @@ class RelayRun:
                     self.ratio = compression_ratio(image.tar)
                     self._compress = self.ratio >= MIN_RATIO
             return self._compress
+
+    def stream_without(self, held: int) -> int:
+        """How many first layers the control node's stream leaves out, decided by the first host to ask: hosts
+        that hold fewer get the whole image outside the relay (a fleet's hosts usually hold the same layers)."""
+        with self._lock:
+            if self._without is None:
+                self._without = held
+            return self._without
 
     def join(self, ctx: HostContext) -> Member:
         """The host's private relay folder (and what an earlier, cut run left there removed), and its tools."""
@@ -321,16 +345,19 @@ def _run_hop_command(ctx: HostContext, command: str, display: str, stop: Callabl
     return result
 
 
-def _from_control(ctx: HostContext, images: ControlImages, tag: str, me: Member, run: RelayRun | None) -> int:
+def _from_control(ctx: HostContext, images: ControlImages, tag: str, me: Member, run: RelayRun | None, held: int = 0) -> int:
+    """Stream the saved image (without its first `held` layers) from the control node into the host's docker load."""
     image = images.tar(tag)
-    assert image.tar is not None
     compress = (run.compress(ctx, image) if run is not None else _compress(ctx, me.tools)) and "zstd" in me.tools
     if run is not None and run.compress(ctx, image) and not compress:
         raise StepFailed(f"{ctx.name} has no zstd to unpack the relay's stream -> install zstd or set image_compression=none")
-    src = _zstd_tar(image) if compress else image.tar
+    tar = images.without(tag, held)
+    src = _zstd_tar(tar) if compress else tar
     total = src.stat().st_size
     progress, task = _progress_task(ctx, "from control", total)
-    display = f"docker save {tag}{' | zstd' if compress else ''} | ssh {ctx.name} docker load  # {total / 1e6:.0f} MB from the control node"
+    less = f" without {held} layers it has" if held else ""
+    display = (f"docker save {tag}{less}{' | zstd' if compress else ''} | ssh {ctx.name} docker load"
+               f"  # {total / 1e6:.0f} MB from the control node")
     spool = me.folder if run is not None else None
     stop = _stopped(ctx, run)
     try:
@@ -522,16 +549,42 @@ def _push(ctx: HostContext, tag: str) -> tuple[str, str]:
         run.leave(ctx)
 
 
-def _push_alone(ctx: HostContext, images: ControlImages, tag: str, wanted: ControlImage) -> tuple[str, str]:
-    """Without the relay: the control node streams the image to this host."""
+def _held_layers(ctx: HostContext, images: ControlImages, tag: str) -> int:
+    """How many of the image's first layers the host holds and need not be sent (0: send them all)."""
+    if ctx.settings.image_push_layers == "all":
+        return 0
+    image = images.tar(tag)
+    assert image.saved is not None
+    probe = ctx.probe(docker.layer_chains(), timeout=60)
+    host = imagelayers.parse_probe(probe.stdout) if probe.ok else imagelayers.HostLayers((), False)
+    return imagelayers.held_prefix(image.saved.diff_ids, host.chains) if host.skips_known_layers else 0
+
+
+def _push_alone(ctx: HostContext, images: ControlImages, tag: str, wanted: ControlImage, held: int | None = None) -> tuple[str, str]:
+    """Without the relay: the control node streams the image (the layers the host lacks) to this host."""
     tools = frozenset(ctx.probe(["sh", "-c", "command -v zstd >/dev/null && echo zstd; true"], timeout=30).stdout.split())
+    held = _held_layers(ctx, images, tag) if held is None else held
     start = time.monotonic()
-    sent = _from_control(ctx, images, tag, Member(ctx, tools, ""), None)
-    _verify(ctx, tag, wanted)
-    return _loaded(ctx, tag, wanted, relay.CONTROL, sent, time.monotonic() - start)
+    try:
+        sent = _from_control(ctx, images, tag, Member(ctx, tools, ""), None, held)
+        _verify(ctx, tag, wanted)
+    except StepFailed as exc:
+        if not held or "interrupted" in str(exc):
+            raise
+        ctx.say(f"{ctx.name} did not load the image without the {held} layers it has ({exc}); sending it whole")
+        held = 0
+        sent = _from_control(ctx, images, tag, Member(ctx, tools, ""), None)
+        _verify(ctx, tag, wanted)
+    return _loaded(ctx, tag, wanted, relay.CONTROL, sent, time.monotonic() - start, held)
 
 
 def _push_relayed(ctx: HostContext, images: ControlImages, tag: str, wanted: ControlImage, run: RelayRun) -> tuple[str, str]:
+    held = _held_layers(ctx, images, tag)
+    base = run.stream_without(held)
+    if held < base:  # the relay's stream lacks layers this host does not have: the whole image, from the control node
+        _arrive(ctx)
+        ctx.say(f"relay: {ctx.name} lacks layers the relay's stream leaves out; it gets the image from the control node")
+        return _push_alone(ctx, images, tag, wanted, held=held)
     me = run.join(ctx)
     image = images.tar(tag)
     run.compress(ctx, image)  # decided once, before the first byte moves
@@ -544,7 +597,7 @@ def _push_relayed(ctx: HostContext, images: ControlImages, tag: str, wanted: Con
         me.spooled = True  # from now on, hosts this one feeds read its spool as it fills
         try:
             if hop.feeder == relay.CONTROL:
-                sent = _from_control(ctx, images, tag, me, run)
+                sent = _from_control(ctx, images, tag, me, run, base)
             else:
                 sent = _from_holder(ctx, run, run.members[hop.feeder], tag, me, image)
             _verify(ctx, tag, wanted)
@@ -567,7 +620,7 @@ def _push_relayed(ctx: HostContext, images: ControlImages, tag: str, wanted: Con
         run.relay.finished(hop, ok=True)
         break
     took = time.monotonic() - start
-    outcome = _loaded(ctx, tag, wanted, hop.feeder, sent, took)
+    outcome = _loaded(ctx, tag, wanted, hop.feeder, sent, took, base if hop.feeder == relay.CONTROL else 0)
     run.relay.serve(ctx.name)
     return outcome
 
@@ -578,11 +631,13 @@ def _verify(ctx: HostContext, tag: str, wanted: ControlImage) -> None:
         raise StepFailed(f"after docker load the host has {got or 'no image'} for {tag}, expected {wanted.image_id}")
 
 
-def _loaded(ctx: HostContext, tag: str, wanted: ControlImage, source: str, sent: int, took: float) -> tuple[str, str]:
+def _loaded(ctx: HostContext, tag: str, wanted: ControlImage, source: str, sent: int, took: float,
+            held: int = 0) -> tuple[str, str]:  # fmt: skip
     ctx.state.image_id = wanted.image_id
-    ctx.run.note(ctx.name, image_id=wanted.image_id, image_from=source)
+    ctx.run.note(ctx.name, image_id=wanted.image_id, image_from=source, image_layers_held=held)
+    less = f", {held} of {len(wanted.saved.diff_ids)} layers were there" if held and wanted.saved else ""
     return CHANGED, (f"{tag} from {source} ({sent / 1e6:.0f} MB in {took:.1f}s, "
-                     f"{sent * 8 / 1e6 / max(took, 1e-3):.0f} Mbit/s), verified {wanted.image_id[7:19]}")  # fmt: skip
+                     f"{sent * 8 / 1e6 / max(took, 1e-3):.0f} Mbit/s{less}), verified {wanted.image_id[7:19]}")  # fmt: skip
 
 
 def _image_id(ctx: HostContext, tag: str) -> str | None:

@@ -92,6 +92,14 @@ def save(image: str, docker_host: str | None = None) -> list[str]:
     return _docker(docker_host) + ["save", _operand(image, "image")]
 
 
+def layer_chains() -> list[str]:
+    """The engine's image store (DriverStatus, one line of JSON), then every image's layer chain, one per line
+    (what `imagelayers.parse_probe` reads: a push sends only the layers a host lacks)."""
+    script = ("docker info --format '{{json .DriverStatus}}' && docker image ls -q --no-trunc | sort -u"
+              " | xargs -r docker image inspect --format '{{json .RootFS.Layers}}'")  # fmt: skip
+    return ["sh", "-c", script]
+
+
 def image_id(image: str, docker_host: str | None = None) -> list[str]:
     return _docker(docker_host) + ["image", "inspect", "--format", "{{.Id}} {{.Size}}", _operand(image, "image")]
 
