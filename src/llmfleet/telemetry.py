@@ -79,11 +79,13 @@ echo "$tool ${ssh:-no-sshd}"
 _STOP = r"""
 pidf=$1 stopf=$2 past=$3
 [ -f "$pidf" ] || { echo "no-sampler"; exit 0; }
-pid=$(cat "$pidf"); echo "$past" > "$stopf"; kill -USR1 "$pid" 2>/dev/null
-hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
-cpu=""; i=0
+pid=$(cat "$pidf"); hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+usage() { awk -v hz="$hz" '{sub(/^.*\) /, ""); print ($12+$13+$14+$15)/hz, $20/hz}' "/proc/$pid/stat" 2>/dev/null; }
+cpu=$(usage)  # read before the wake-up too: a sampler past the end may exit before the loop looks
+echo "$past" > "$stopf"; kill -USR1 "$pid" 2>/dev/null
+i=0
 while [ -d "/proc/$pid" ] && [ $i -lt 100 ]; do
-  cpu=$(awk -v hz="$hz" '{sub(/^.*\) /, ""); print ($12+$13+$14+$15)/hz, $20/hz}' "/proc/$pid/stat" 2>/dev/null)
+  now=$(usage); [ -n "$now" ] && cpu=$now
   sleep 0.1; i=$((i+1))
 done
 kill -TERM -- "-$pid" 2>/dev/null; kill -TERM "$pid" 2>/dev/null

@@ -6,7 +6,9 @@ runner (real SSH, real Docker engines on the hosts), and reads back what the rel
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import shlex
 import subprocess
@@ -51,6 +53,36 @@ def build_image(size_mb: int, compressible: bool, name: str = "llmfleet-bench/bl
     subprocess.run(["docker", "-H", control_docker_host(), "import", "-", tag], input=buf.getvalue(), check=True,
                    capture_output=True)  # fmt: skip
     return tag
+
+
+def _layer(files: Mapping[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def build_release_pair(base_mb: int, top_mb: int, name: str = "llmfleet-bench/release") -> tuple[str, str]:
+    """Two images like two SGLang releases: the same base layer (random bytes, `base_mb`), each its own top
+    layer (`top_mb`). Loaded into the control engine from a `docker save` tar written here (no docker build)."""
+    base = _layer({"base": payload(base_mb, False)})
+    stamp = int(time.time())
+    tags = (f"{name}:old-{base_mb}mb-{stamp}", f"{name}:new-{base_mb}mb-{stamp}")
+    for tag in tags:
+        top = _layer({"top": payload(top_mb, False)})
+        layers = [base, top]
+        diff_ids = [f"sha256:{hashlib.sha256(layer).hexdigest()}" for layer in layers]
+        config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                             "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()  # fmt: skip
+        files = {f"{d[7:]}/layer.tar": layer for d, layer in zip(diff_ids, layers)}
+        config_name = f"{hashlib.sha256(config).hexdigest()}.json"
+        manifest = [{"Config": config_name, "RepoTags": [tag], "Layers": list(files)}]
+        saved = _layer({**files, config_name: config, "manifest.json": json.dumps(manifest).encode()})
+        subprocess.run(["docker", "-H", control_docker_host(), "load"], input=saved, check=True, capture_output=True)
+    return tags
 
 
 def remove_image(tag: str) -> None:
