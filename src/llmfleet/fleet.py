@@ -5,8 +5,8 @@ Pure functions over a run's parsed results and telemetry summaries:
 * per profile and metric, the fleet's median, min, max and spread over hosts;
 * outlier hosts by a robust rule from catalog/tolerances.yml (``fleet:``): a value is an
   outlier when it is more than ``mads`` scaled MADs from the fleet median (the median
-  absolute deviation x 1.4826, so that it estimates a standard deviation) AND at least
-  ``min_delta_pct`` away from the median in percent. The first part keeps noise in a
+  absolute deviation of the *other* hosts x 1.4826, so that it estimates a standard
+  deviation) AND at least ``min_delta_pct`` away from the median in percent. The first part keeps noise in a
   tight fleet quiet; the second keeps a fleet whose hosts agree to 0.1% from flagging a
   host 0.5% off. Worst first (largest relative difference);
 * per outlier, the host's telemetry beside the fleet's (power, hotspot, throttling).
@@ -81,7 +81,7 @@ class Outlier:
     value: float
     fleet_median: float
     delta_pct: float
-    robust_z: float | None  # None: the fleet's MAD is 0
+    robust_z: float | None  # None: the other hosts' MAD is 0
     label: str = ""
     telemetry: dict[str, Any] = field(default_factory=dict)  # the host's and the fleet's figures
     explain: str = ""
@@ -111,15 +111,24 @@ def stat(metric: str, label: str, values: Mapping[str, Any]) -> Stat | None:
     return Stat(metric, label, vals, med, lo, hi, mad, spread)
 
 
+def others_scale(values: Mapping[str, float], host: str) -> float:
+    """The robust standard deviation (scaled MAD) of every host but this one: a sick host never widens the
+    yardstick it is measured with. On 3 hosts the fleet's MAD is the smaller of the two others' distances
+    to the median, so two healthy hosts 4% apart hid a third 15% off (2.8 MADs); the other two's MAD does not."""
+    others = [v for h, v in values.items() if h != host]
+    med = statistics.median(others)
+    return statistics.median(abs(v - med) for v in others) * MAD_SCALE
+
+
 def outliers_of(s: Stat, profile: str, rule: Rule) -> list[Outlier]:
     """The hosts of one statistic that the rule flags."""
     if len(s.values) < rule.min_hosts or s.median == 0:
         return []
-    scale = s.mad * MAD_SCALE
     out = []
     for host, v in s.values.items():
         dev = v - s.median
         delta = dev / abs(s.median) * 100
+        scale = others_scale(s.values, host)
         z = dev / scale if scale else None
         far = abs(z) > rule.mads if z is not None else dev != 0
         if far and abs(delta) >= rule.min_pct(s.metric, profile):

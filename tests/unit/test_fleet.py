@@ -44,6 +44,19 @@ def test_noise_is_not_an_outlier_and_both_parts_of_the_rule_are_needed() -> None
     assert ttft is not None and fleet.outliers_of(ttft, "medium", RULE) == []
 
 
+def test_three_hosts_the_sick_one_is_measured_by_the_other_two() -> None:
+    """A CI run's TPOT medians (ms) with lab3's GPUs 20% slower: lab1 and lab2 4% apart. The fleet's MAD (0.54,
+    lab2's distance to lab1) put lab3 2.8 MADs out, not flagged; the other two's MAD puts it 5.5 out."""
+    rule = fleet.Rule(mads=3.5, min_delta_pct=10, min_hosts=3, metrics={"median_tpot_ms": None})
+    tpot = fleet.stat("median_tpot_ms", "", {"lab1": 13.663634881183185, "lab2": 14.199659172789081, "lab3": 16.39453190669178})
+    assert tpot is not None and (tpot.mad * fleet.MAD_SCALE) == pytest.approx(0.795, abs=1e-3)
+    (o,) = fleet.outliers_of(tpot, "medium", rule)
+    assert o.host == "lab3" and o.delta_pct == pytest.approx(15.46, abs=0.01) and o.robust_z == pytest.approx(5.52, abs=0.01)
+    # the same healthy pair with a third host 6% off: within the minimum difference, not flagged
+    healthy = fleet.stat("median_tpot_ms", "", {"lab1": 13.66, "lab2": 14.20, "lab3": 15.05})
+    assert healthy is not None and fleet.outliers_of(healthy, "medium", rule) == []
+
+
 def test_identical_hosts_mad_zero_and_too_few_hosts() -> None:
     same = fleet.stat("output_throughput", "", {"a": 1000, "b": 1000, "c": 1000, "d": 800})
     assert same is not None and [o.host for o in fleet.outliers_of(same, "p", RULE)] == ["d"]
