@@ -73,6 +73,7 @@ class FleetSpec(schema.Struct, frozen=True, kw_only=True):
     min_hosts: Annotated[int, msgspec.Meta(ge=2)] = 3
     metrics: dict[str, _Margin | None] = {}
     gsm8k_metrics: dict[str, _Margin | None] = {}
+    tail_min_requests: Annotated[int, msgspec.Meta(ge=1)] = 100
 
 
 class TolerancesFile(schema.Struct, frozen=True, kw_only=True):
@@ -112,7 +113,8 @@ def parse_tolerances(data: Any, path: Path) -> Tolerances:
         tol.skips[profile] = dict(skip)
     if spec.fleet is not None:
         f = spec.fleet
-        tol.fleet = fleet.Rule(f.mads, f.min_delta_pct, f.min_hosts, dict(f.metrics), dict(f.gsm8k_metrics))
+        tol.fleet = fleet.Rule(f.mads, f.min_delta_pct, f.min_hosts, dict(f.metrics), dict(f.gsm8k_metrics),
+                               f.tail_min_requests)
     return tol
 
 

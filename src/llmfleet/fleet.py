@@ -36,6 +36,14 @@ class Rule:
     min_hosts: int = 3
     metrics: Mapping[str, float | None] = field(default_factory=dict)  # metric -> its own min_delta_pct (None: the rule's)
     gsm8k_metrics: Mapping[str, float | None] = field(default_factory=dict)  # the same for the GSM8K check
+    tail_min_requests: int = 100  # a p99 over fewer requests is the slowest one or two: not compared
+
+    def compares_tail(self, metric: str, completed: Any) -> bool:
+        """Whether a host's value of this metric is compared: a tail (p99/p95) only over enough requests."""
+        if not metric.startswith(("p99_", "p95_")):
+            return True
+        n = finite(completed)
+        return n is not None and n >= self.tail_min_requests
 
     def compared(self, profile: str) -> Mapping[str, float | None]:
         """The metrics compared for a bench profile, or for "gsm8k"."""
@@ -175,7 +183,8 @@ class Fleet:
     def as_json(self) -> dict[str, Any]:
         return {
             "rule": {"mads": self.rule.mads, "min_delta_pct": self.rule.min_delta_pct, "min_hosts": self.rule.min_hosts,
-                     "metrics": dict(self.rule.metrics), "gsm8k_metrics": dict(self.rule.gsm8k_metrics)},
+                     "metrics": dict(self.rule.metrics), "gsm8k_metrics": dict(self.rule.gsm8k_metrics),
+                     "tail_min_requests": self.rule.tail_min_requests},
             "profiles": {p: {m: s.as_json() for m, s in ms.items()} for p, ms in self.stats.items()},
             "outliers": [o.as_json() for o in self.outliers],
         }  # fmt: skip
@@ -192,7 +201,8 @@ def build(bench: Mapping[str, Mapping[str, Mapping[str, Any]]], gsm8k: Mapping[s
         per: dict[str, Stat] = {}
         source = gsm8k if profile == "gsm8k" else {h: b.get(profile, {}) for h, b in bench.items()}
         for metric in rule.compared(profile):
-            s = stat(metric, labels.get(metric, metric), {h: m.get(metric) for h, m in source.items() if metric in m})
+            values = {h: m.get(metric) for h, m in source.items() if metric in m and rule.compares_tail(metric, m.get("completed"))}
+            s = stat(metric, labels.get(metric, metric), values)
             if s is not None:
                 per[metric] = s
                 found.extend(outliers_of(s, profile, rule))

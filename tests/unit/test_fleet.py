@@ -57,6 +57,23 @@ def test_three_hosts_the_sick_one_is_measured_by_the_other_two() -> None:
     assert healthy is not None and fleet.outliers_of(healthy, "medium", rule) == []
 
 
+def test_a_tail_is_compared_only_over_enough_requests() -> None:
+    """A restored lab fleet's p99 TPOT over 48 requests (the slowest one) put a healthy host 44% off."""
+    rule = fleet.Rule(mads=3.5, min_delta_pct=10, min_hosts=3, metrics={"p99_tpot_ms": 25, "median_tpot_ms": None})
+    hosts = {"lab1": 14.1, "lab2": 20.3, "lab3": 14.0}
+
+    def built(completed: int) -> fleet.Fleet:
+        bench = {h: {"medium": {"p99_tpot_ms": v, "median_tpot_ms": 13.6, "completed": completed}} for h, v in hosts.items()}
+        return fleet.build(bench, {}, {}, {}, rule, ["medium"])
+
+    few = built(48)
+    assert few.outliers == [] and "p99_tpot_ms" not in few.stats["medium"]
+    many = built(1000)
+    assert [(o.host, o.metric) for o in many.outliers] == [("lab2", "p99_tpot_ms")]
+    assert rule.compares_tail("median_tpot_ms", None) and not rule.compares_tail("p99_itl_ms", None)
+    assert fleet.build({}, {}, {}, {}, rule, []).as_json()["rule"]["tail_min_requests"] == 100
+
+
 def test_identical_hosts_mad_zero_and_too_few_hosts() -> None:
     same = fleet.stat("output_throughput", "", {"a": 1000, "b": 1000, "c": 1000, "d": 800})
     assert same is not None and [o.host for o in fleet.outliers_of(same, "p", RULE)] == ["d"]
