@@ -243,7 +243,8 @@ def fleet_table(rep: Report) -> Table:
 def outliers_table(f: Fleet) -> Table | Text:
     """The outlier hosts, worst first, with the telemetry that may explain them."""
     if not f.outliers:
-        return Text(f"no outlier hosts (rule: > {f.rule.mads:g} MADs and >= {f.rule.min_delta_pct:g}% from the fleet median)",
+        return Text(f"no outlier hosts (rule: > {f.rule.mads:g} MADs of the other hosts and >= {f.rule.min_delta_pct:g}% from the "
+                    f"fleet median; tails over >= {f.rule.tail_min_requests} requests)",
                     style="green")
     table = Table(title=Text("outlier hosts, worst first"), title_justify="left")
     for col in ("Host", "Profile", "Metric", "Value", "Fleet median", "Δ", "Telemetry"):

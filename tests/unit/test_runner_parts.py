@@ -73,9 +73,12 @@ def test_saved_images_are_pruned_to_the_newest(tmp_path):
         (tmp_path / name).write_bytes(b"x")
         os.utime(tmp_path / name, (1000 + i, 1000 + i))
     (tmp_path / "keep.partial").write_bytes(b"x")
+    for made in ("a.tar.lock", "a.tar.zst", "a.less1.tar", "a.less1.tar.zst", "c.less1.tar"):  # made from a.tar, c.tar
+        (tmp_path / made).write_bytes(b"x")
+        os.utime(tmp_path / made, (2000, 2000))  # newer than every whole tar: never counted as one
     removed = prune(tmp_path, keep=2)
     assert [p.name for p in removed] == ["a.tar"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.tar", "c.tar", "keep.partial"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.tar", "c.less1.tar", "c.tar", "keep.partial"]
 
 
 def test_a_cache_file_is_made_once_by_concurrent_runs(tmp_path):

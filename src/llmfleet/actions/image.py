@@ -132,9 +132,7 @@ def prune(directory: Path, keep: int) -> list[Path]:
     whole = [p for p in directory.glob("*.tar") if "." not in p.stem]  # `<image id>.tar`, not what is made from it
     tars = sorted(whole, key=lambda p: p.stat().st_mtime, reverse=True)
     for old in tars[keep:]:
-        old.unlink(missing_ok=True)
-        old.with_name(old.name + ".lock").unlink(missing_ok=True)
-        for made in directory.glob(f"{old.stem}.*"):  # its compressed copy, copies without layers, their locks
+        for made in directory.glob(f"{old.stem}.*"):  # it, its lock, its compressed copy, its copies without layers
             made.unlink(missing_ok=True)
     return tars[keep:]
 
