@@ -102,16 +102,10 @@ def without_layers(saved: SavedImage, held: int) -> frozenset[str]:
     return frozenset(f for f in saved.layer_files[:held] if f not in needed)
 
 
-def write_without(src: Path, dest: Path, skip: frozenset[str]) -> int:
-    """Copy the tar without the `skip` files (everything else as it was); the bytes written."""
+def write_without(src: Path, dest: Path, skip: frozenset[str]) -> None:
+    """Copy the tar without the `skip` files (everything else as it was)."""
     with tarfile.open(src) as tin, tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tout:
         for member in tin:
             if member.name in skip:
                 continue
             tout.addfile(member, tin.extractfile(member) if member.isfile() else None)
-    return dest.stat().st_size
-
-
-def describe(saved: SavedImage, held: int) -> str:
-    """For the step's message: what was left out."""
-    return f"{held} of {len(saved.diff_ids)} layers already there" if held else "all layers"

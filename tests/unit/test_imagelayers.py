@@ -105,7 +105,8 @@ def test_the_saved_image_without_its_held_layers(tmp_path, layout):
     assert saved.diff_ids == tuple(f"sha256:{hashlib.sha256(d).hexdigest()}" for d in layers)
     skip = imagelayers.without_layers(saved, 2)
     assert skip == frozenset(saved.layer_files[:2])
-    size = imagelayers.write_without(src, tmp_path / "less.tar", skip)
+    imagelayers.write_without(src, tmp_path / "less.tar", skip)
+    size = (tmp_path / "less.tar").stat().st_size
     with tarfile.open(src) as whole, tarfile.open(tmp_path / "less.tar") as less:
         kept = {m.name: less.extractfile(m).read() for m in less if m.isfile()}
         expected = {m.name: whole.extractfile(m).read() for m in whole if m.isfile() and m.name not in skip}

@@ -106,7 +106,7 @@ class ControlImages:
         return path
 
 
-def cached_file(path: Path, make: Callable[[Path], object]) -> bool:
+def cached_file(path: Path, make: Callable[[Path], None]) -> bool:
     """Make `path` once, safe against other threads and other llmfleet runs on this control node.
 
     The maker writes a temporary file of its own, renamed into place when complete; an
@@ -554,7 +554,7 @@ def _held_layers(ctx: HostContext, images: ControlImages, tag: str) -> int:
     image = images.tar(tag)
     assert image.saved is not None
     probe = ctx.probe(docker.layer_chains(), timeout=60)
-    host = imagelayers.parse_probe(probe.stdout) if probe.ok else imagelayers.HostLayers((), False)
+    host = imagelayers.parse_probe(probe.stdout if probe.ok else "")
     return imagelayers.held_prefix(image.saved.diff_ids, host.chains) if host.skips_known_layers else 0
 
 

@@ -41,21 +41,8 @@ def payload(size_mb: int, compressible: bool) -> bytes:
     return (line * ((size_mb << 20) // len(line) + 1))[: size_mb << 20]
 
 
-def build_image(size_mb: int, compressible: bool, name: str = "llmfleet-bench/blob") -> str:
-    """`docker import` of a one-file rootfs into the control engine: an image of exactly that payload."""
-    tag = f"{name}:{'text' if compressible else 'rand'}-{size_mb}mb-{int(time.time())}"
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        data = payload(size_mb, compressible)
-        info = tarfile.TarInfo("blob")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    subprocess.run(["docker", "-H", control_docker_host(), "import", "-", tag], input=buf.getvalue(), check=True,
-                   capture_output=True)  # fmt: skip
-    return tag
-
-
 def _layer(files: Mapping[str, bytes]) -> bytes:
+    """A tar of these files (a rootfs for `docker import`, a layer, or a whole `docker save` tar)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, data in files.items():
@@ -63,6 +50,14 @@ def _layer(files: Mapping[str, bytes]) -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def build_image(size_mb: int, compressible: bool, name: str = "llmfleet-bench/blob") -> str:
+    """`docker import` of a one-file rootfs into the control engine: an image of exactly that payload."""
+    tag = f"{name}:{'text' if compressible else 'rand'}-{size_mb}mb-{int(time.time())}"
+    subprocess.run(["docker", "-H", control_docker_host(), "import", "-", tag],
+                   input=_layer({"blob": payload(size_mb, compressible)}), check=True, capture_output=True)  # fmt: skip
+    return tag
 
 
 def build_release_pair(base_mb: int, top_mb: int, name: str = "llmfleet-bench/release") -> tuple[str, str]:
