@@ -9,6 +9,8 @@ missing programs).
 Environment:
   LLMFLEET_TEST_LAB_HOSTS   number of lab hosts (default 3)
   LLMFLEET_TEST_LAB_IMAGES  0 to skip building the SGLang images (quicker lab-only runs)
+  LLMFLEET_TEST_LAB_PER_WORKER  1 to give each pytest-xdist worker a lab of its own (tests/parallel_labs.py)
+  LLMFLEET_TEST_LAB_KEEP    1 to leave the default lab up at the end, for the next pytest run (scripts/test.sh)
 """
 
 from __future__ import annotations
@@ -21,11 +23,32 @@ from typing import Callable, Sequence
 
 import pytest
 
+from tests import parallel_labs
+from tests.helpers import ROOT
+
 TEST_IMAGE = "llmfleet-labtest:1"
 
 
+_OWN_PROJECT: Path | None = None  # a worker's own project folder (tests/parallel_labs.py)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    global _OWN_PROJECT
     config.addinivalue_line("markers", "lab: needs root, network namespaces and Docker engines (brings up the lab)")
+    config.addinivalue_line("markers", "alone: measures the simulated GPUs' timing: runs while no other test runs")
+    _OWN_PROJECT = parallel_labs.configure(ROOT)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    parallel_labs.unconfigure(_OWN_PROJECT)
+    parallel_labs.remove_lock_dir()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """A test's setup, call and teardown (and so its module's and the session's fixtures) under the workers' lock."""
+    with parallel_labs.turn(item.get_closest_marker("alone") is not None):
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -46,7 +69,7 @@ def lab():
     """The lab (``llmfleet.lab.LabInfo``), up for the whole session, down at its end."""
     from llmfleet.lab import lab_down, lab_up, unavailable_reason
 
-    reason = unavailable_reason()
+    reason = unavailable_reason() or parallel_labs.shared_by_workers()
     if reason:
         pytest.skip(f"no lab here: {reason}")
     n = int(os.environ.get("LLMFLEET_TEST_LAB_HOSTS", "3"))
@@ -59,7 +82,8 @@ def lab():
     try:
         yield info
     finally:
-        lab_down()
+        if not parallel_labs.keep_for_next_run():
+            lab_down()
 
 
 SshRun = Callable[..., subprocess.CompletedProcess]

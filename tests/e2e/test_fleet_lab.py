@@ -14,7 +14,7 @@ from llmfleet import telemetry
 from llmfleet.lab.layout import REMOTE_DIR
 from tests.helpers import cli
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.alone]  # measures timing: no other test at the same time
 
 ENV = {"HF_TOKEN": "hf_fleetSecretToken0123456789"}
 # The medium profile's concurrency with fewer and shorter requests: every stream still runs

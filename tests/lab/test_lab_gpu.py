@@ -80,6 +80,7 @@ def test_telemetry_follows_the_load(serving, lab_ssh):
     assert int(rocm["card0"]["GPU use (%)"]) > 50 and "Simulated" in rocm["card0"]
 
 
+@pytest.mark.alone  # measures timing
 def test_slow_gpu_makes_a_running_server_slower_and_says_why(serving, lab_ssh):
     host = serving.hosts[-1]
     fast = min(_generate(host.address, 200) for _ in range(2))
@@ -133,6 +134,7 @@ def test_overcommitted_memory_fraction_dies_in_graph_capture(serving, lab_ssh):
     assert r.code == 0, r.stderr[-3000:]
 
 
+@pytest.mark.alone  # measures timing
 def test_control_link_cap_is_shared_by_every_host(serving, lab_ssh):
     mbit, size = 80, 10 * 1024 * 1024
     assert cli("lab.fault", "--host", "control", "--slow", str(mbit)).code == 0
@@ -158,6 +160,7 @@ def test_control_link_cap_is_shared_by_every_host(serving, lab_ssh):
     assert 0.85 * predicted <= wall <= 1.5 * predicted, (wall, predicted, took)
 
 
+@pytest.mark.alone  # measures timing
 def test_low_profile_with_the_real_client_answers_like_sglang(serving):
     """The real bench_serving through `invoke bench` and `invoke report`, a few short requests at the low
     profile's concurrency: the per-token figures (one decode step per token at concurrency 1) are the

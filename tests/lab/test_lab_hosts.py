@@ -17,6 +17,7 @@ import yaml
 
 from llmfleet import paths
 from llmfleet.lab import host_exec, lab_configure, lab_status, lab_up
+from llmfleet.lab import topology as topo
 from tests.helpers import cli
 
 pytestmark = pytest.mark.lab
@@ -77,7 +78,7 @@ def test_hosts_have_no_route_out_of_the_lab(lab):
     host = lab.hosts[0]
     routes = host_exec(host.name, ["ip", "-4", "route", "show"]).stdout
     assert "default" not in routes
-    assert routes.split()[0] == "10.213.0.0/24"
+    assert routes.split()[0] == str(topo.SUBNET)
     out = host_exec(host.name, ["ip", "route", "get", "192.0.2.1"])
     assert out.returncode != 0 and "unreachable" in out.stderr
 
@@ -244,7 +245,7 @@ def test_lab_up_with_another_count_adds_then_removes_a_host(lab, lab_ssh):
     assert [h.name for h in shrunk.hosts] == [h.name for h in lab.hosts]
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     assert extra.netns not in netns.split()
-    assert subprocess.run(["ip", "link", "show", f"labv{n + 1}"], capture_output=True, check=False).returncode != 0
+    assert subprocess.run(["ip", "link", "show", topo.host_net(n + 1).veth_root], capture_output=True, check=False).returncode != 0
     assert not (lab.state_dir / "hosts" / extra.name).exists()
     assert extra.name not in lab.inventory_path.read_text()
     assert _pids(lab.state_dir) == before

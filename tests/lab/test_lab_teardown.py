@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from llmfleet.lab import host_exec, lab_down, lab_up, procs
+from llmfleet.lab import engine, host_exec, lab_down, lab_up, procs
+from llmfleet.lab import topology as topo
 
 pytestmark = pytest.mark.lab
 
@@ -30,9 +32,9 @@ def _recorded(state: dict) -> tuple[list[dict], set[int], set[int]]:
     return processes, mnts, nets
 
 
-def _mount_lines_mentioning(needles: tuple[str, ...]) -> list[str]:
+def _mount_lines_mentioning(needles: tuple[str, ...], pids: list[int]) -> list[str]:
     found = []
-    for pid in procs.all_pids():
+    for pid in pids:
         try:
             text = Path(f"/proc/{pid}/mountinfo").read_text()
         except OSError:  # gone, or a zombie (EINVAL)
@@ -57,7 +59,7 @@ def test_lab_down_leaves_nothing_behind(lab, lab_ssh, lab_test_image):
     assert len(processes) >= 4 * n and len(mnts) == n + 1 and len(nets) == n
     shim = procs.in_namespaces(mnts={state["hosts"][lab.hosts[0].name]["mntns"]})
     assert len(shim) > len([k for k in ("init", "sshd", "dockerd", "containerd")])  # shim + container seen
-    made_netns_dir = state["made"].get("netns_dir")
+    shared = engine.shared_made()  # /run/netns and the remote_dir mount point: another lab instance may hold them
     # What a crash or a stray command leaves: a process nobody recorded, and a host whose
     # namespace holder died (its mount namespace lives on in sshd and dockerd).
     stray = host_exec(lab.hosts[-1].name, ["sh", "-c", "sleep 600 >/dev/null 2>&1 & echo $!"])
@@ -74,19 +76,27 @@ def test_lab_down_leaves_nothing_behind(lab, lab_ssh, lab_test_image):
         assert [pid for pid in leftovers if procs.alive(procs.identify(pid))] == []
         assert [p for p in shim if procs.alive(p)] == []
 
+        # This lab's names (another instance, e.g. the other test worker's lab, keeps its own).
+        ours = re.compile(rf"labv?\d+{re.escape(topo.SUFFIX)}")  # lab1 / labv1, lab1-2 / labv1-2 in instance 2
         netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
-        assert not [line for line in netns.splitlines() if line.startswith("lab")]
+        assert not [line for line in netns.splitlines() if ours.fullmatch(line.split()[0])]
         links = json.loads(subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True,
                                           check=True).stdout)
-        assert [link["ifname"] for link in links if link["ifname"].startswith("lab")] == []
+        assert [link["ifname"] for link in links if ours.fullmatch(link["ifname"]) or link["ifname"] == topo.BRIDGE] == []
         tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
-        assert "lab" not in tables
-        if made_netns_dir:
-            assert not os.path.exists("/run/netns")
+        assert f"table inet {topo.GUARD_TABLE}" not in tables.splitlines()
+        other_labs = [line for line in netns.splitlines() if line.startswith("lab")]
+        if not other_labs:
+            assert not engine.SHARED_MADE.exists()
+            if shared.get("netns_dir"):
+                assert not os.path.exists("/run/netns")
+            if shared.get("remote_dir"):
+                assert not os.path.exists("/var/lib/llmfleet")
 
-        assert _mount_lines_mentioning((str(lab.state_dir),) + MOUNT_MARKS) == []
-        assert [p for p in _cgroup_roots() if (p / "lab").exists()] == []
-        assert not os.path.exists("/var/lib/llmfleet") or state["made"].get("remote_dir") is None
+        # Nothing of this lab is mounted anywhere, and no lab mount is left in the root mount namespace.
+        assert _mount_lines_mentioning((str(lab.state_dir),), procs.all_pids()) == []
+        assert _mount_lines_mentioning(MOUNT_MARKS, [os.getpid()]) == []
+        assert [p for p in _cgroup_roots() if (p / topo.CGROUP_ROOT).exists()] == []
         assert not lab.inventory_path.exists()
         assert sorted(p.name for p in lab.state_dir.iterdir()) == [".lock"]
 

@@ -26,7 +26,7 @@ from llmfleet.lab import datasets, image, model_files
 from llmfleet.lab.sim import gsm8k
 from llmfleet.lab.sim.latency import load_config
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.alone]  # measures timing: no other test at the same time
 
 ROOT = Path(__file__).resolve().parents[2]
 SCOUT = "meta-llama/Llama-4-Scout-17B-16E-Instruct"

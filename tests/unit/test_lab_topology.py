@@ -186,3 +186,46 @@ def test_engines_know_the_lab_registry():
     cfg = yaml.safe_load(registry.config_yaml(Path("/cache/registry")))
     assert cfg["http"]["addr"] == "10.213.0.1:5000"  # the bridge only: nothing listens elsewhere
     assert cfg["storage"]["filesystem"]["rootdirectory"] == "/cache/registry"
+
+
+@pytest.mark.parametrize("value,instance", [(None, 0), ("", 0), ("0", 0), ("1", 1), ("9", 9)])
+def test_lab_instance_from_the_environment(value, instance):
+    assert topo.check_instance(value) == instance
+
+
+@pytest.mark.parametrize("value", ["10", "-1", "a", " 1", "1.0", "²"])
+def test_bad_lab_instances_are_refused(value):
+    with pytest.raises(ValueError, match="LLMFLEET_LAB_INSTANCE"):
+        topo.check_instance(value)
+
+
+def test_a_second_lab_instance_shares_no_name_or_address_with_the_default_one():
+    """Two labs side by side (one per test worker): everything the kernel or a cache names is its own."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import json; from llmfleet.lab import topology as t, layout, registry; h = t.host_net(1); "
+        "print(json.dumps([h.name, h.netns, h.veth_root, h.veth_host, h.address, h.mac_root, t.BRIDGE, "
+        "str(t.BRIDGE_ADDRESS), t.BRIDGE_MAC, t.GUARD_TABLE, t.CGROUP_ROOT, layout.control_cache_dir().name, "
+        "registry.storage_dir().name, registry.ADDRESS]))"
+    )
+
+    def names(instance: str) -> list[str]:
+        env = {**os.environ, "LLMFLEET_LAB_INSTANCE": instance}
+        out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    default, second = names("0"), names("2")
+    assert default == ["lab1", "lab1", "labv1", "labeth0", "10.213.0.11", "02:1a:b0:00:01:02", "labbr0",
+                       "10.213.0.1", "02:1a:b0:00:00:01", "labguard", "lab", "control-docker", "registry",
+                       "10.213.0.1:5000"]
+    assert second == ["lab1", "lab1-2", "labv1-2", "labeth0", "10.213.2.11", "02:1a:b0:02:01:02", "labbr2",
+                      "10.213.2.1", "02:1a:b0:02:00:01", "labguard2", "lab-2", "control-docker-2", "registry-2",
+                      "10.213.2.1:5000"]
+    assert ipaddress.ip_network("10.213.2.0/24") == topo.subnet(2) and not topo.subnet(2).overlaps(topo.subnet(0))
+    bad = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "LLMFLEET_LAB_INSTANCE": "x"},
+                         capture_output=True, text=True, check=False)
+    assert bad.returncode != 0 and "must be a number from 0 to 9, not 'x'" in bad.stderr

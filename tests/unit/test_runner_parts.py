@@ -81,6 +81,34 @@ def test_saved_images_are_pruned_to_the_newest(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.tar", "c.less1.tar", "c.tar", "keep.partial"]
 
 
+def test_prune_skips_a_saved_image_another_run_is_streaming(tmp_path):
+    """Two runs on one control node: the older image the other run still pushes is not deleted under it."""
+    import subprocess
+    import sys
+
+    from llmfleet.actions.image import hold_in_use, prune
+
+    for i, name in enumerate(["a.tar", "b.tar", "c.tar"]):
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (1000 + i, 1000 + i))
+    holder = subprocess.Popen(  # the other run: another process, holding a.tar until told to stop
+        [sys.executable, "-c", "import sys, pathlib; from llmfleet.actions.image import hold_in_use; "
+         "h = hold_in_use(pathlib.Path(sys.argv[1])); print('held', flush=True); sys.stdin.read()",
+         str(tmp_path / "a.tar")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert prune(tmp_path, keep=1) == [tmp_path / "b.tar"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a.inuse", "a.tar", "c.tar"]
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert prune(tmp_path, keep=1) == [tmp_path / "a.tar"]  # let go: now it goes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tar"]
+    with hold_in_use(tmp_path / "c.tar"):  # this run's own image is never a candidate either
+        assert prune(tmp_path, keep=0) == []
+        assert (tmp_path / "c.tar").exists()
+
+
 def test_a_cache_file_is_made_once_by_concurrent_runs(tmp_path):
     """Hosts' threads (and other llmfleet processes) asking for the same saved image: one maker, no torn file."""
     import multiprocessing

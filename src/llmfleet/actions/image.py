@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import IO, Any, Callable, Iterator, Mapping
 
 import paramiko
 
@@ -61,6 +61,7 @@ class ControlImages:
         self.docker_host = docker_host
         self._lock = threading.Lock()
         self._images: dict[str, ControlImage] = {}
+        self._in_use: list[IO[str]] = []  # shared locks on the saved images this run streams; held until it exits
 
     def inspect(self, tag: str) -> ControlImage:
         with self._lock:
@@ -87,6 +88,7 @@ class ControlImages:
                     if proc.returncode != 0:
                         raise StepFailed(f"docker save {tag} failed on the control node: {proc.stderr.strip()[:200]}")
 
+                self._in_use.append(hold_in_use(path))  # before it exists: another run's prune skips it from now on
                 if cached_file(path, save):
                     prune(path.parent, keep=KEEP_TARS)
                 image.tar = path
@@ -127,14 +129,41 @@ def cached_file(path: Path, make: Callable[[Path], None]) -> bool:
         return True
 
 
+def hold_in_use(tar: Path) -> IO[str]:
+    """A shared lock on `<id>.inuse` beside a saved image: while it is held, no run's prune deletes that image.
+
+    Held from before the image is saved until the run ends (the file closes with the process);
+    retried when a prune deleted the lock file between our open and our lock.
+    """
+    tar.parent.mkdir(parents=True, exist_ok=True)
+    marker = tar.with_suffix(".inuse")
+    while True:
+        fh = open(marker, "a")
+        fcntl.flock(fh, fcntl.LOCK_SH)
+        try:
+            if os.fstat(fh.fileno()).st_ino == os.stat(marker).st_ino:
+                return fh
+        except FileNotFoundError:
+            pass
+        fh.close()
+
+
 def prune(directory: Path, keep: int) -> list[Path]:
-    """Delete all but the `keep` newest saved images: each is hundreds of MB to GBs."""
+    """Delete all but the `keep` newest saved images (each is hundreds of MB to GBs), skipping any
+    that another run on this control node is streaming (see hold_in_use). Returns those deleted."""
     whole = [p for p in directory.glob("*.tar") if "." not in p.stem]  # `<image id>.tar`, not what is made from it
     tars = sorted(whole, key=lambda p: p.stat().st_mtime, reverse=True)
+    deleted = []
     for old in tars[keep:]:
-        for made in directory.glob(f"{old.stem}.*"):  # it, its lock, its compressed copy, its copies without layers
-            made.unlink(missing_ok=True)
-    return tars[keep:]
+        with open(old.with_suffix(".inuse"), "a") as marker:
+            try:
+                fcntl.flock(marker, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # in use
+            for made in directory.glob(f"{old.stem}.*"):  # it, its locks, its compressed copy, its copies without layers
+                made.unlink(missing_ok=True)
+        deleted.append(old)
+    return deleted
 
 
 def _chunks(path: Path, stop: Callable[[], bool] = lambda: False) -> Iterator[bytes]:

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from . import configs, hostfs, hosts, procs, registry
+from . import topology as topo
 from .hosts import HostError, Machine
 from .layout import Layout, control_cache_dir
 from .state import State
@@ -62,7 +63,7 @@ def start(layout: Layout, state: State) -> None:
         data_root=str(data_root),
         config_file=str(cdir / "daemon.json"),
         runtime=str(cdir / "bin" / "labrunc"),
-        cgroup_parent="/lab/control",
+        cgroup_parent=f"/{topo.CGROUP_ROOT}/control",
         host_socket=str(sock),
         storage_driver=machine.storage_driver,
     )
@@ -82,7 +83,7 @@ def stop(state: State) -> None:
     procs.stop([c.get("dockerd")], timeout=20)
     procs.stop([c.get("containerd"), c.get("init")], timeout=10)
     procs.stop(procs.in_namespaces(mnts=mnts), timeout=5)
-    hosts.remove_cgroups("lab/control")
+    hosts.remove_cgroups(f"{topo.CGROUP_ROOT}/control")
     with state.update() as data:
         data["control"] = {}
 

@@ -7,6 +7,8 @@ undoes everything the state file records, whatever state a crash left it in.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import json
 import os
@@ -15,7 +17,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from .. import paths
 from . import configs, control, faults, hostfs, hosts, netns, procs, registry, smi
@@ -34,6 +36,9 @@ def model_ids() -> list[str]:
     return ids
 
 NETNS_DIR = "/run/netns"
+# What a lab made that every lab instance uses (/run/netns, the remote_dir mount point): recorded
+# here, not in one instance's state, and removed by the last instance to go down.
+SHARED_MADE = Path("/run/llmfleet-lab-made.json")
 INVENTORY_HEADER = "# Written by `invoke lab.up`"
 
 # (program, Debian package): what the lab runs on the control machine.
@@ -242,9 +247,8 @@ def _ensure_client_key(layout: Layout) -> None:
 
 def _ensure_network(state: State) -> None:
     """The bridge, the guard table and /run/netns, each recorded as made by us."""
-    if "netns_dir" not in state.made:
-        with state.update():
-            state.made["netns_dir"] = not os.path.isdir(NETNS_DIR)
+    if not os.path.isdir(NETNS_DIR):
+        _mark_shared("netns_dir")
     if not netns.link_exists(topo.BRIDGE):
         with state.update():
             state.made["bridge"] = True
@@ -264,9 +268,24 @@ def _ensure_network(state: State) -> None:
 def _ensure_remote_dir(state: State) -> None:
     """The mount point for each host's /var/lib/llmfleet (an empty directory on the real machine)."""
     if not os.path.isdir(REMOTE_DIR):
-        with state.update():
-            state.made["remote_dir"] = True
-        os.makedirs(REMOTE_DIR, mode=0o755)
+        _mark_shared("remote_dir")
+        os.makedirs(REMOTE_DIR, mode=0o755, exist_ok=True)
+
+
+def shared_made() -> dict[str, bool]:
+    """What the labs made that they share (``netns_dir``, ``remote_dir``); {} when nothing."""
+    try:
+        data = json.loads(SHARED_MADE.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, bool)} if isinstance(data, dict) else {}
+
+
+def _mark_shared(what: str) -> None:
+    with _shared_lock():
+        made = shared_made()
+        made[what] = True
+        hosts.write_file(SHARED_MADE, json.dumps(made) + "\n", 0o644)
 
 
 def _write_known_hosts(layout: Layout, wanted: dict[str, topo.HostNet]) -> None:
@@ -414,20 +433,41 @@ def _remove_made(state: State) -> None:
         netns.run(["nft", "-f", "-"], input=netns.guard_ruleset(add=False))
     if made.get("bridge") and netns.link_exists(topo.BRIDGE):
         netns.run(["ip", "link", "del", topo.BRIDGE])
-    if made.get("remote_dir") and os.path.isdir(REMOTE_DIR) and not _is_mountpoint(REMOTE_DIR):
-        try:
-            os.rmdir(REMOTE_DIR)  # only when empty: something else may have put files there
-        except OSError:
-            pass
-    if made.get("netns_dir") and os.path.isdir(NETNS_DIR) and not os.listdir(NETNS_DIR):
-        for _ in range(4):  # ip netns stacks a self bind mount on /run/netns
-            if not _is_mountpoint(NETNS_DIR):
-                break
-            netns.run(["umount", NETNS_DIR], check=False)
-        if not _is_mountpoint(NETNS_DIR):
-            os.rmdir(NETNS_DIR)
     with state.update():
         state.made.clear()
+    _remove_shared()
+
+
+def _remove_shared() -> None:
+    """The last lab instance to go down removes what the labs share (another one's hosts still mount it)."""
+    with _shared_lock():
+        if os.path.isdir(NETNS_DIR) and any(n.startswith(topo.PREFIX) for n in os.listdir(NETNS_DIR)):
+            return
+        made = shared_made()
+        if made.get("remote_dir") and os.path.isdir(REMOTE_DIR) and not _is_mountpoint(REMOTE_DIR):
+            try:
+                os.rmdir(REMOTE_DIR)  # only when empty: something else may have put files there
+            except OSError:
+                pass
+        if made.get("netns_dir") and os.path.isdir(NETNS_DIR) and not os.listdir(NETNS_DIR):
+            for _ in range(4):  # ip netns stacks a self bind mount on /run/netns
+                if not _is_mountpoint(NETNS_DIR):
+                    break
+                netns.run(["umount", NETNS_DIR], check=False)
+            if not _is_mountpoint(NETNS_DIR):
+                os.rmdir(NETNS_DIR)
+        SHARED_MADE.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _shared_lock() -> Iterator[None]:
+    """Between lab instances: a lock on /run itself, so no lock file is left behind."""
+    fd = os.open(SHARED_MADE.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _is_mountpoint(path: str) -> bool:

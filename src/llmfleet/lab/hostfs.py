@@ -125,6 +125,7 @@ def mount_plan(
         {"op": "bind", "source": inside(HostFiles.HOME), "target": "/root"},
         {"op": "bind", "source": inside(HostFiles.REMOTE), "target": REMOTE_DIR},
         {"op": "bind", "source": inside(HostFiles.OPT), "target": "/opt"},
+        {"op": "bind", "source": inside(HostFiles.TMP), "target": "/tmp"},
         {"op": "mount", "fstype": "overlay", "source": "labmodules", "target": "/sys/module",
          "flags": ["ro"], "data": f"lowerdir={inside(HostFiles.SYSMODULE)}:/sys/module"},
     ]

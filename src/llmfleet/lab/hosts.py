@@ -88,6 +88,8 @@ def write_files(layout: Layout, h: HostNet, client_pubkey: str, machine: Machine
     os.chmod(ssh_dir, 0o700)
     write_file(ssh_dir / "authorized_keys", client_pubkey.strip() + "\n", 0o600)
     hf.hf_home.mkdir(parents=True, exist_ok=True)
+    hf.path(HostFiles.TMP).mkdir(exist_ok=True)
+    os.chmod(hf.path(HostFiles.TMP), 0o1777)
 
     rocm_bin = hf.path(HostFiles.OPT, "rocm", "bin")
     rocm_bin.mkdir(parents=True, exist_ok=True)
@@ -279,7 +281,7 @@ def start_dockerd(state: State, h: HostNet, hf: HostFiles, machine: Machine) -> 
         data_root=HostFiles.inside(HostFiles.DOCKER),
         config_file=HostFiles.inside("daemon.json"),
         runtime=HostFiles.inside(HostFiles.BIN, "labrunc"),
-        cgroup_parent=f"/lab/{h.name}",
+        cgroup_parent=f"/{topo.CGROUP_ROOT}/{h.name}",
         storage_driver=machine.storage_driver,
     )
     proc = procs.spawn(enter(init["pid"], argv), hf.log("dockerd.log"))
@@ -327,7 +329,7 @@ def destroy(layout: Layout, state: State, name: str, *, keep_files: bool = False
     h = topo.host_net(topo.host_index(name))
     recorded = [rec.get(k) for k in PROC_KEYS]
     mnts = procs.live_namespaces(recorded, "mnt")  # before they stop: then the inodes are certain
-    net = _netns_inode(h.netns)  # the netns we named is alive while /run/netns/NAME exists
+    net = procs.ns_inode_of_netns(h.netns)  # the netns we named is alive while /run/netns/NAME exists
     # Containers are killed first (lab.down need not wait for their stop timeouts), then dockerd.
     if procs.alive(rec.get("dockerd")) and procs.alive(rec.get("init")):
         kill_containers(host_docker_socket(rec["init"]["pid"]))
@@ -336,18 +338,11 @@ def destroy(layout: Layout, state: State, name: str, *, keep_files: bool = False
     procs.stop(procs.in_namespaces(mnts=mnts, nets={net} if net else set()), timeout=5)
     for argv in netns.host_teardown_cmds(h):
         netns.run(argv, check=False)
-    remove_cgroups(f"lab/{name}")
+    remove_cgroups(f"{topo.CGROUP_ROOT}/{name}")
     if not keep_files:
         remove_tree(layout.host_dir(name))
     with state.update():
         state.hosts.pop(name, None)
-
-
-def _netns_inode(name: str) -> int | None:
-    try:
-        return os.stat(f"/run/netns/{name}").st_ino
-    except FileNotFoundError:
-        return None
 
 
 def remove_cgroups(rel: str) -> None:
@@ -365,7 +360,7 @@ def remove_cgroups(rel: str) -> None:
                 except OSError:
                     pass
         parent = base.parent
-        if parent.name == "lab":
+        if parent.name == topo.CGROUP_ROOT:
             try:
                 parent.rmdir()
             except OSError:

@@ -8,7 +8,9 @@ shims) made with `docker run` + `docker commit`. What is slow (the rootfs with i
 installs, the wheels, the .debs) is cached as files under
 `$XDG_CACHE_HOME/llmfleet/lab-image/`, keyed by the recipe's hash, so another session or
 CI run on the same machine reuses it. Every image carries its recipe hash as a label:
-`ensure_images` is a no-op when the engine already has the current one.
+`ensure_images` is a no-op when the engine already has the current one. The built images are
+also kept there as one `docker save` tar, so a second lab instance's engine (labs side by
+side, as the test workers run them) loads the very same images instead of building its own.
 """
 
 from __future__ import annotations
@@ -551,6 +553,28 @@ def wanted_images(recipe: Recipe | None = None) -> tuple[str, dict[str, tuple[st
     return bhash, {v: (tags[v], version_hash(recipe, v, bhash, sources, config)) for v in recipe.versions}
 
 
+def _save_images(docker_host: str, tags: list[str], built: Path, steps: _Steps) -> None:
+    """The built images as one `docker save` tar in the cache, the one set kept: another lab
+    instance's engine loads it instead of building again, and gets the same image IDs."""
+    if built.is_file():
+        return
+    with steps.step("docker save (for other lab instances' engines)"):
+        partial = built.with_name(f"{built.name}.{os.getpid()}.partial")
+        try:
+            steps.run(_docker(docker_host, "save", "--output", str(partial), *tags), "docker save")
+            os.replace(partial, built)
+        finally:
+            partial.unlink(missing_ok=True)
+    for old in built.parent.glob("images-*.tar"):
+        if old != built:
+            old.unlink(missing_ok=True)
+
+
+def saved_images_key(wanted: dict[str, tuple[str, str]]) -> str:
+    """Names the saved copy of one set of built images (tags and recipe hashes)."""
+    return _digest([f"{tag}={rhash}" for tag, rhash in sorted(wanted.values())])[:16]
+
+
 def ensure_images(docker_host: str) -> dict[str, str]:
     """Make the control engine at `docker_host` hold the lab images of the current recipe.
 
@@ -560,24 +584,34 @@ def ensure_images(docker_host: str) -> dict[str, str]:
     bhash, wanted = wanted_images(recipe)
     have = _inspect_images(docker_host, [tag for tag, _ in wanted.values()])
     result = {tag: have[tag][0] for tag, rh in wanted.values() if tag in have and have[tag][1].get(LABEL_RECIPE) == rh}
+    cache = cache_root()
+    built = cache / f"images-{saved_images_key(wanted)}.tar"
     if len(result) == len(wanted):
+        if not built.is_file():  # built before images were saved for other instances: save them once
+            with locked(cache / ".lock"), _Steps(cache / "build.log") as steps:
+                _save_images(docker_host, [tag for tag, _ in wanted.values()], built, steps)
         return result
 
-    cache = cache_root()
     with locked(cache / ".lock"), _Steps(cache / "build.log") as steps:
         started = time.monotonic()
         base_ref = f"{BASE_REPO}:{bhash[:16]}"
-        if base_ref not in _inspect_images(docker_host, [base_ref]):
-            tar = _build_base_tar(recipe, bhash, cache, steps)
-            with steps.step("docker import (base layer)"):
-                labels = {LABEL_SIMULATED: "true", LABEL_BASE: bhash}
-                steps.run(_docker(docker_host, "import", *change_args(image_env(recipe), labels), str(tar), base_ref),
-                          "docker import")
-        for version, (tag, rhash) in wanted.items():
-            if tag in result:
-                continue
-            labels = {LABEL_SIMULATED: "true", LABEL_RECIPE: rhash, LABEL_BASE: bhash, LABEL_VERSION: version}
-            _build_version(docker_host, recipe, version, tag, base_ref, labels, cache, steps)
+        if built.is_file():
+            # Another lab instance's engine built them: the same images (same IDs), in seconds.
+            with steps.step("docker load (the images a lab engine built and saved)"):
+                steps.run(_docker(docker_host, "load", "--quiet", "--input", str(built)), "docker load")
+        else:
+            if base_ref not in _inspect_images(docker_host, [base_ref]):
+                tar = _build_base_tar(recipe, bhash, cache, steps)
+                with steps.step("docker import (base layer)"):
+                    labels = {LABEL_SIMULATED: "true", LABEL_BASE: bhash}
+                    steps.run(_docker(docker_host, "import", *change_args(image_env(recipe), labels), str(tar),
+                                      base_ref), "docker import")
+            for version, (tag, rhash) in wanted.items():
+                if tag in result:
+                    continue
+                labels = {LABEL_SIMULATED: "true", LABEL_RECIPE: rhash, LABEL_BASE: bhash, LABEL_VERSION: version}
+                _build_version(docker_host, recipe, version, tag, base_ref, labels, cache, steps)
+            _save_images(docker_host, [tag for tag, _ in wanted.values()], built, steps)
         _prune(docker_host, base_ref)
         have = _inspect_images(docker_host, [tag for tag, _ in wanted.values()])
         steps.console.print(f"lab image: ready in {time.monotonic() - started:.0f} s", style="dim")

@@ -130,6 +130,10 @@ def leftovers(names: list[str]) -> dict[str, str]:
 
 
 def relay_processes() -> list[str]:
-    """Processes on this machine (so on every lab host) still working in a relay folder."""
+    """Processes on this lab's hosts still working in a relay folder (another lab instance's are not counted)."""
+    from . import engine, procs
+
+    nets = {procs.ns_inode_of_netns(h.netns) for h in engine.lab_info().hosts} - {None}
     proc = subprocess.run(["pgrep", "-af", "llmfleet-relay[.]"], capture_output=True, text=True, check=False)
-    return [ln for ln in proc.stdout.splitlines() if "pgrep" not in ln]
+    return [ln for ln in proc.stdout.splitlines()
+            if "pgrep" not in ln and procs.ns_inode(ln.split()[0], "net") in nets]

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .topology import SUFFIX
+
 IN_HOST = "/run/llmfleet-lab"  # the host's directory, as seen inside the host
 REMOTE_DIR = "/var/lib/llmfleet"  # the toolkit's directory on every host (HF cache in hf/)
 ROCM_BIN = "/opt/rocm/bin"
@@ -22,9 +24,9 @@ SMI_DATA = "/opt/rocm/share/llmfleet-lab"  # the fake amd-smi/rocm-smi data, ins
 
 
 def control_cache_dir() -> Path:
-    """The control engine's data root: kept across lab.down so built images survive."""
+    """The control engine's data root: kept across lab.down so built images survive; one per lab instance."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "llmfleet" / "control-docker"
+    return Path(base) / "llmfleet" / f"control-docker{SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class HostFiles:
     HOME = "root"
     REMOTE = "varlib"
     OPT = "opt"
+    TMP = "tmp"  # the host's own /tmp, as a real host has (another lab's relay folders are not its business)
     SYSMODULE = "sysmodule"
     PROC = "proc"
     SSH = "ssh"

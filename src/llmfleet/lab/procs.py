@@ -119,6 +119,14 @@ def ns_inode(pid: int | str, kind: str) -> int | None:
         return None
 
 
+def ns_inode_of_netns(name: str) -> int | None:
+    """The inode of a named network namespace (``ip netns``), as ns_inode gives it for its processes."""
+    try:
+        return os.stat(f"/run/netns/{name}").st_ino
+    except FileNotFoundError:
+        return None
+
+
 def all_pids() -> list[int]:
     return [int(d) for d in os.listdir("/proc") if d.isdigit()]
 

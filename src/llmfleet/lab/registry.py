@@ -27,7 +27,7 @@ BINARY = "/usr/bin/docker-registry"
 
 
 def storage_dir() -> Path:
-    return control_cache_dir().parent / "registry"
+    return control_cache_dir().parent / f"registry{topology.SUFFIX}"
 
 
 def config_yaml(storage: Path, address: str = ADDRESS) -> str:

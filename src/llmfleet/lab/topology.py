@@ -4,26 +4,57 @@ One place decides them so that lab.up, lab.down, the faults and the tests agree,
 and so that a crashed run can be cleaned up from names alone. Every interface and
 namespace name starts with ``lab``; the subnet is one that nothing else here uses,
 and hosts get no default route, so lab traffic never leaves the lab bridge.
+
+Labs side by side: ``$LLMFLEET_LAB_INSTANCE`` (1..9; unset is 0, the default lab) gives a
+lab its own bridge, subnet, namespace, interface, cgroup and nftables names, so two labs
+(each with its own state directory and inventory) run at once without meeting: the test
+suite runs one per worker. Host names (lab1, lab2, ...) are the same in every instance.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 
+INSTANCE_ENV = "LLMFLEET_LAB_INSTANCE"
+MAX_INSTANCE = 9
+
+
+def check_instance(value: str | None) -> int:
+    """The instance number from the environment's text: unset or empty is 0."""
+    if value is None or value == "":
+        return 0
+    if not (value.isascii() and value.isdigit()) or not 0 <= int(value) <= MAX_INSTANCE:
+        raise ValueError(f"${INSTANCE_ENV} must be a number from 0 to {MAX_INSTANCE}, not {value!r}")
+    return int(value)
+
+
+def suffix(instance: int) -> str:
+    """What an instance adds to its namespace, veth and cgroup names: nothing for the default lab."""
+    return "" if instance == 0 else f"-{instance}"
+
+
+def subnet(instance: int) -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(f"10.213.{instance}.0/24")
+
+
+INSTANCE = check_instance(os.environ.get(INSTANCE_ENV))
 PREFIX = "lab"
-BRIDGE = "labbr0"
-SUBNET = ipaddress.IPv4Network("10.213.0.0/24")
-BRIDGE_ADDRESS = ipaddress.IPv4Address("10.213.0.1")
+SUFFIX = suffix(INSTANCE)
+BRIDGE = f"labbr{INSTANCE}"
+SUBNET = subnet(INSTANCE)
+BRIDGE_ADDRESS = SUBNET.network_address + 1
 FIRST_HOST_OCTET = 11  # lab1 = .11, lab2 = .12, ...
 MAX_HOSTS = 64  # a 2-core machine runs far fewer; the subnet would allow 243
 HOST_IFNAME = "labeth0"  # the host's side of its veth, inside its namespace
-GUARD_TABLE = "labguard"  # nftables table (root namespace) that keeps lab traffic in the lab
+GUARD_TABLE = "labguard" + (str(INSTANCE) if INSTANCE else "")  # nftables table (root namespace) that keeps lab traffic in the lab
 FAULT_TABLE = "labfault"  # nftables table (host namespace) for packet loss
+CGROUP_ROOT = PREFIX + SUFFIX  # the lab engines' cgroup parent: lab/<host>, lab/control
 IFNAMSIZ = 15  # Linux interface names are at most 15 characters
 
-# Locally administered unicast MACs (bit 0x02 set, 0x01 clear): 02:1a:b0:00:<index>:<side>.
-_MAC_BASE = "02:1a:b0:00"
+# Locally administered unicast MACs (bit 0x02 set, 0x01 clear): 02:1a:b0:<instance>:<index>:<side>.
+_MAC_BASE = f"02:1a:b0:{INSTANCE:02x}"
 
 
 @dataclass(frozen=True)
@@ -81,7 +112,7 @@ BRIDGE_MAC = mac(0, 1)
 def host_net(index: int) -> HostNet:
     _check_index(index)
     name = host_name(index)
-    veth_root = f"{PREFIX}v{index}"
+    veth_root = f"{PREFIX}v{index}{SUFFIX}"
     for ifname in (veth_root, HOST_IFNAME, BRIDGE):
         if len(ifname) > IFNAMSIZ:
             raise ValueError(f"interface name too long: {ifname}")
@@ -89,7 +120,7 @@ def host_net(index: int) -> HostNet:
         index=index,
         name=name,
         address=host_address(index),
-        netns=name,
+        netns=name + SUFFIX,
         veth_root=veth_root,
         veth_host=HOST_IFNAME,
         mac_root=mac(index, 2),
