@@ -3,9 +3,9 @@
 #   1. ruff, mypy and the import-layer contracts (seconds);
 #   2. the unit suite as an unprivileged user (no root, no lab needed: scripts/unit-tests-as-user.sh),
 #      at the same time as 1, spread over the cores (pytest-xdist); its output is printed after theirs;
-#   3. the lab and end-to-end tests as root (network namespaces, sshd, Docker engines), after 1 and 2, on two
-#      workers with a lab each (most of their time is waiting on simulated GPUs, SSH and Docker: tests/parallel_labs.py);
-#   4. then the tests that measure the simulated GPUs' timing (marked `alone`), by themselves.
+#   3. the lab tests that measure the simulated GPUs' timing (marked `alone`), as root, after 1 and 2, by themselves;
+#   4. then the other lab and end-to-end tests on two workers with a lab each (most of their time is waiting on
+#      simulated GPUs, SSH and Docker): tests/parallel_labs.py.
 # Not root: every test as the current user (the lab tests skip, saying why).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,18 +34,20 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
     echo "test.sh: checks exited $checks_rc, unit suite exited $unit_rc" >&2
     exit 1
   fi
-  lab_rc=0
-  # The default lab (worker gw0's) stays up for step 4: its hosts already hold the images; step 4 takes it down.
+  # The timing tests first, on a fresh lab and by themselves; that lab stays up for worker gw0 of the rest
+  # (its hosts already hold the images), which takes it down at its end; the trap does if nothing ran there.
   trap 'python3 -m llmfleet lab.down >/dev/null 2>&1 || true' EXIT
-  LLMFLEET_TEST_LAB_KEEP=1 LLMFLEET_TEST_LAB_PER_WORKER=1 python3 -m pytest -q -p no:cacheprovider -n "${LLMFLEET_TEST_LAB_WORKERS:-2}" \
-    --dist loadfile -m "not alone" tests --ignore=tests/unit "$@" || lab_rc=$?
   alone_rc=0
-  python3 -m pytest -q -p no:cacheprovider -m alone tests --ignore=tests/unit "$@" || alone_rc=$?
+  LLMFLEET_TEST_LAB_KEEP=1 python3 -m pytest -q -p no:cacheprovider --durations=6 -m alone tests --ignore=tests/unit \
+    "$@" || alone_rc=$?
+  lab_rc=0
+  LLMFLEET_TEST_LAB_PER_WORKER=1 python3 -m pytest -q -p no:cacheprovider -n "${LLMFLEET_TEST_LAB_WORKERS:-2}" \
+    --dist loadfile --durations=12 -m "not alone" tests --ignore=tests/unit "$@" || lab_rc=$?
   no_tests=5  # pytest's code when the arguments selected nothing (e.g. -k picking tests of one part only)
   if [ "$lab_rc" = "$no_tests" ] && [ "$alone_rc" = "$no_tests" ]; then exit "$no_tests"; fi
   for rc in "$lab_rc" "$alone_rc"; do
     if [ "$rc" != 0 ] && [ "$rc" != "$no_tests" ]; then
-      echo "test.sh: lab tests exited $lab_rc, timing tests exited $alone_rc" >&2
+      echo "test.sh: timing tests exited $alone_rc, other lab tests exited $lab_rc" >&2
       exit 1
     fi
   done

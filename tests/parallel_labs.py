@@ -1,7 +1,7 @@
 """Lab tests on several pytest-xdist workers: a lab of its own for each worker, and tests that run alone.
 
-``LLMFLEET_TEST_LAB_PER_WORKER=1 pytest -n 2 --dist loadfile -m "not alone" tests --ignore=tests/unit``, then
-``pytest -m alone tests --ignore=tests/unit`` without xdist (scripts/test.sh).
+``LLMFLEET_TEST_LAB_KEEP=1 pytest -m alone tests --ignore=tests/unit`` without xdist, then
+``LLMFLEET_TEST_LAB_PER_WORKER=1 pytest -n 2 --dist loadfile -m "not alone" tests --ignore=tests/unit`` (scripts/test.sh).
 
 Most of a lab test's time is waiting (simulated model loads and decoding, health gates, SSH
 and Docker round trips), so two workers with a lab each finish the lab suite much sooner
@@ -12,8 +12,8 @@ own bridge, subnet and namespace names) and a project folder of its own
 Worker gw0 uses the default lab, as a run without xdist does.
 
 Tests marked ``alone`` measure the simulated GPUs' timing against the cookbook or against
-each other; other work on the same cores would skew them. scripts/test.sh runs them after the
-others, by themselves; in a run that mixes them with the others on several workers, they wait
+each other; other work on the same cores would skew them. scripts/test.sh runs them first, by
+themselves, on a fresh lab, which worker gw0 then goes on with; in a run that mixes them with the others on several workers, they wait
 until no other test runs (a readers-writer lock over files shared by the workers, writers first).
 """
 
@@ -70,8 +70,8 @@ def shared_by_workers() -> str | None:
 
 
 def keep_for_next_run() -> bool:
-    """scripts/test.sh: the first run leaves the default lab up (its hosts hold the images) for the timing tests'
-    run, which takes it down. A worker's own lab always goes: its project folder goes with the worker."""
+    """scripts/test.sh: the timing tests' run leaves the default lab up (its hosts hold the images) for worker
+    gw0 of the next run, which takes it down. A worker's own lab always goes: its project folder goes with it."""
     return os.environ.get(KEEP_ENV, "0") == "1" and INSTANCE_ENV not in os.environ
 
 

@@ -26,7 +26,7 @@ from llmfleet.lab import datasets, image, model_files
 from llmfleet.lab.sim import gsm8k
 from llmfleet.lab.sim.latency import load_config
 
-pytestmark = [pytest.mark.lab, pytest.mark.alone]  # measures timing: no other test at the same time
+pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
 SCOUT = "meta-llama/Llama-4-Scout-17B-16E-Instruct"
@@ -182,6 +182,7 @@ def lab_serve(staged):
         log.close()
 
 
+@pytest.mark.alone  # measures timing
 @pytest.mark.parametrize("version", ["0.5.9", "0.5.7"])
 def test_real_clients_in_the_image_against_lab_serve(engine, staged, lab_serve, version):
     host, tags = engine
@@ -194,6 +195,7 @@ def test_real_clients_in_the_image_against_lab_serve(engine, staged, lab_serve, 
           f"GSM8K accuracy {metric(res, 'Accuracy:')}")
 
 
+@pytest.mark.alone  # measures timing
 def test_tpot_at_cookbook_concurrency_1_and_16(engine, staged, lab_serve):
     host, tags = engine
     port, _ = lab_serve
@@ -240,6 +242,7 @@ SERVE_CASES = {
 }
 
 
+@pytest.mark.alone  # measures timing
 @pytest.mark.parametrize("version", ["0.5.9", "0.5.7"])
 def test_real_clients_against_the_image_server_container(engine, staged, fake_gpus, version):
     host, tags = engine
