@@ -46,7 +46,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
-    """A test's setup, call and teardown (and so its module's and the session's fixtures) under the workers' lock."""
+    """A lab test's setup, call and teardown (so its module's and the session's fixtures too) under the workers' lock."""
+    if item.get_closest_marker("lab") is None:
+        yield
+        return
     with parallel_labs.turn(item.get_closest_marker("alone") is not None):
         yield
 

@@ -13,8 +13,9 @@ Worker gw0 uses the default lab, as a run without xdist does.
 
 Tests marked ``alone`` measure the simulated GPUs' timing against the cookbook or against
 each other; other work on the same cores would skew them. scripts/test.sh runs them first, by
-themselves, on a fresh lab, which worker gw0 then goes on with; in a run that mixes them with the others on several workers, they wait
-until no other test runs (a readers-writer lock over files shared by the workers, writers first).
+themselves, on a fresh lab, which worker gw0 then goes on with. In a run that mixes them with
+the others on several workers, they wait until no other test runs (a readers-writer lock over
+files shared by the workers, writers first).
 """
 
 from __future__ import annotations

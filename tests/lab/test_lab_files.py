@@ -114,7 +114,7 @@ def test_mount_plan_binds_the_host_dir_first_and_covers_dev_run_root():
                              has_numa_balancing=True)
     targets = [s.get("target") for s in plan if s["op"] in ("mount", "bind")]
     assert targets.index("/run") < targets.index(IN_HOST) < targets.index("/root")
-    for t in ("/dev", "/root", "/var/lib/llmfleet", "/opt", "/sys/module", "/proc/sys/kernel/numa_balancing"):
+    for t in ("/dev", "/root", "/var/lib/llmfleet", "/opt", "/tmp", "/sys/module", "/proc/sys/kernel/numa_balancing"):
         assert t in targets
     assert "/proc/modules" not in targets
     # Every bind after the first takes its source from inside the host, never from the real tree.

@@ -184,17 +184,20 @@ def test_host_looks_ready_to_a_preflight(lab, lab_ssh):
     assert not os.path.exists("/sys/module/amdgpu")
 
 
-def test_each_host_has_its_own_remote_dir_and_home(lab, lab_ssh):
+def test_each_host_has_its_own_remote_dir_home_and_tmp(lab, lab_ssh):
     if len(lab.hosts) < 2:
         pytest.skip("needs two lab hosts")
     a, b = lab.hosts[0], lab.hosts[1]
-    assert lab_ssh(a.address, "echo from-a > /var/lib/llmfleet/labtest-marker && echo x > /root/labtest").returncode == 0
+    made = "echo from-a > /var/lib/llmfleet/labtest-marker && echo x > /root/labtest && echo x > /tmp/labtest"
+    assert lab_ssh(a.address, made).returncode == 0
     try:
-        assert lab_ssh(b.address, "test ! -e /var/lib/llmfleet/labtest-marker && test ! -e /root/labtest").returncode == 0
+        assert lab_ssh(b.address, "test ! -e /var/lib/llmfleet/labtest-marker && test ! -e /root/labtest "
+                                  "&& test ! -e /tmp/labtest && test -w /tmp && test -k /tmp").returncode == 0
         assert lab_ssh(a.address, "cat /var/lib/llmfleet/labtest-marker").stdout.strip() == "from-a"
         assert not os.path.exists("/var/lib/llmfleet/labtest-marker")  # not on the real machine either
+        assert not os.path.exists("/tmp/labtest")
     finally:
-        lab_ssh(a.address, "rm -f /var/lib/llmfleet/labtest-marker /root/labtest")
+        lab_ssh(a.address, "rm -f /var/lib/llmfleet/labtest-marker /root/labtest /tmp/labtest")
 
 
 def test_host_exec_runs_inside_the_host(lab):
