@@ -202,7 +202,8 @@ def test_pull_path_fetches_from_the_lab_registry_and_push_then_has_nothing_to_do
 
     host = lab.hosts[-1]
     tag = "lmsysorg/sglang:v0.5.9-rocm720-mi30x"
-    host_exec(host.name, ["docker", "rm", "-f", "llmfleet-sglang"])
+    # the server and the previous one a rolling replacement keeps (the session's lab may have served before)
+    host_exec(host.name, ["docker", "rm", "-f", "llmfleet-sglang", "llmfleet-sglang-previous"])
     assert host_exec(host.name, ["docker", "rmi", tag]).returncode == 0
     r = _deploy("--image-source", "pull", hosts=host.name)
     assert r.code == 0, r.stderr[-3000:]
