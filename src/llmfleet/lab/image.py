@@ -582,14 +582,15 @@ def ensure_images(docker_host: str) -> dict[str, str]:
     """
     recipe = load_recipe()
     bhash, wanted = wanted_images(recipe)
-    have = _inspect_images(docker_host, [tag for tag, _ in wanted.values()])
+    tags = [tag for tag, _ in wanted.values()]
+    have = _inspect_images(docker_host, tags)
     result = {tag: have[tag][0] for tag, rh in wanted.values() if tag in have and have[tag][1].get(LABEL_RECIPE) == rh}
     cache = cache_root()
     built = cache / f"images-{saved_images_key(wanted)}.tar"
     if len(result) == len(wanted):
         if not built.is_file():  # built before images were saved for other instances: save them once
             with locked(cache / ".lock"), _Steps(cache / "build.log") as steps:
-                _save_images(docker_host, [tag for tag, _ in wanted.values()], built, steps)
+                _save_images(docker_host, tags, built, steps)
         return result
 
     with locked(cache / ".lock"), _Steps(cache / "build.log") as steps:
@@ -611,11 +612,11 @@ def ensure_images(docker_host: str) -> dict[str, str]:
                     continue
                 labels = {LABEL_SIMULATED: "true", LABEL_RECIPE: rhash, LABEL_BASE: bhash, LABEL_VERSION: version}
                 _build_version(docker_host, recipe, version, tag, base_ref, labels, cache, steps)
-            _save_images(docker_host, [tag for tag, _ in wanted.values()], built, steps)
+            _save_images(docker_host, tags, built, steps)
         _prune(docker_host, base_ref)
-        have = _inspect_images(docker_host, [tag for tag, _ in wanted.values()])
+        have = _inspect_images(docker_host, tags)
         steps.console.print(f"lab image: ready in {time.monotonic() - started:.0f} s", style="dim")
     missing = [tag for tag, rh in wanted.values() if tag not in have or have[tag][1].get(LABEL_RECIPE) != rh]
     if missing:
         raise BuildError(f"images missing after the build: {', '.join(missing)}")
-    return {tag: have[tag][0] for tag, _ in wanted.values()}
+    return {tag: have[tag][0] for tag in tags}
